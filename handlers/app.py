@@ -1,0 +1,76 @@
+"""Assembling the application: routes, the relay, and the embedded demo upstream."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from dataclasses import dataclass, field
+
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+from tornado.web import Application
+
+from tornado_sse.config import Settings
+from tornado_sse.demo_upstream import make_demo_upstream_app
+from tornado_sse.relay import Relay
+
+from .stream_chat import StreamChatHandler
+
+log = logging.getLogger("tornado_sse.app")
+
+
+def make_app(settings: Settings, relay: Relay) -> Application:
+    deps = {"settings": settings, "relay": relay}
+    return Application(
+        [
+            (r"/ai/streamChat", StreamChatHandler, deps),
+        ],
+        # Never compress: gzip buffers, and SSE must flush each event.
+        compress_response=False,
+    )
+
+
+@dataclass
+class Server:
+    settings: Settings
+    relay: Relay
+    app: Application
+    upstream_url: str
+    demo_server: HTTPServer | None = None
+    servers: list[HTTPServer] = field(default_factory=list)
+
+    def listen(self, sockets: list[socket.socket]) -> HTTPServer:
+        server = HTTPServer(self.app, idle_connection_timeout=3600)
+        server.add_sockets(sockets)
+        self.servers.append(server)
+        return server
+
+    async def close(self) -> None:
+        for server in self.servers:
+            server.stop()
+        self.relay.close()
+        if self.demo_server is not None:
+            self.demo_server.stop()
+            await self.demo_server.close_all_connections()
+
+
+def start_demo_upstream(settings: Settings) -> tuple[HTTPServer, str]:
+    """Serve the demo upstream on an ephemeral loopback port of this process."""
+    sockets = bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
+    server = HTTPServer(make_demo_upstream_app(settings.demo_delay))
+    server.add_sockets(sockets)
+    port = sockets[0].getsockname()[1]
+    return server, f"http://127.0.0.1:{port}/v1"
+
+
+def create_server(settings: Settings) -> Server:
+    """Build everything that does not need a listening socket. Call from a running loop."""
+    demo_server = None
+    upstream_url = settings.upstream_url
+    if upstream_url is None:
+        demo_server, upstream_url = start_demo_upstream(settings)
+        log.info("using the embedded demo upstream at %s", upstream_url)
+    relay = Relay(settings, upstream_url)
+    relay.start()
+    app = make_app(settings, relay)
+    return Server(settings, relay, app, upstream_url, demo_server)

@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Start tornado_sse: parse flags and environment, build the app, listen, serve.
+
+    python run.py                      # embedded demo upstream, http://127.0.0.1:8888/
+    OPENAI_BASE_URL=http://127.0.0.1:11434/v1 python run.py --model=llama3
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import signal
+import sys
+
+from tornado.netutil import bind_sockets
+
+from handlers.app import create_server
+from tornado_sse.config import settings_from_args
+
+log = logging.getLogger("tornado_sse")
+
+
+def raise_open_file_limit() -> int:
+    """Each stream holds two sockets; let the process use all it is allowed."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+async def serve(argv: list[str]) -> int:
+    raise_open_file_limit()
+    settings = settings_from_args(argv)
+    server = create_server(settings)
+    # A deep backlog absorbs bursts of arrivals (the kernel caps it at somaxconn).
+    sockets = bind_sockets(settings.port, settings.host, backlog=4096)
+    server.listen(sockets)
+    port = sockets[0].getsockname()[1]
+    upstream = "embedded demo upstream" if settings.uses_demo_upstream else settings.upstream_url
+    print(f"tornado_sse listening on http://{settings.host}:{port}/ (upstream: {upstream}, "
+          f"max streams: {settings.max_streams})", flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await server.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return asyncio.run(serve(sys.argv[1:] if argv is None else argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

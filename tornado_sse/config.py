@@ -1,0 +1,122 @@
+"""Settings: one frozen object built from flags and the environment.
+
+No module-level state: everything a component needs is passed to it from a
+``Settings`` instance, so tests can build as many differently-configured apps in
+one process as they like.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import resource
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+
+def default_max_streams() -> int:
+    """Streams this process can hold: two sockets each (client + upstream),
+    keeping a reserve of descriptors for listeners, logs and Redis."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = hard if hard != resource.RLIM_INFINITY else soft
+    if limit == resource.RLIM_INFINITY:
+        limit = 65536
+    return max(1, (min(limit, 1 << 20) - 100) // 2)
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8888
+    # None means: serve the embedded demo upstream from this process.
+    upstream_url: str | None = None
+    # Never printed: repr=False keeps it out of logs of the settings object.
+    api_key: str | None = field(default=None, repr=False)
+    model: str = "gpt-4o-mini"
+    heartbeat: float = 15.0
+    retry_ms: int = 3000
+    connect_timeout: float = 10.0
+    first_token_timeout: float = 60.0
+    idle_timeout: float = 60.0
+    total_timeout: float = 600.0
+    max_question_bytes: int = 32 * 1024
+    max_body_bytes: int = 1024 * 1024
+    max_messages: int = 200
+    max_event_bytes: int = 1024 * 1024
+    max_streams: int = field(default_factory=default_max_streams)
+    temperature_min: float = 0.0
+    temperature_max: float = 2.0
+    # Pacing of the embedded demo upstream, seconds between tokens.
+    demo_delay: float = 0.03
+
+    @property
+    def uses_demo_upstream(self) -> bool:
+        return self.upstream_url is None
+
+    def replace(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+# (flag, Settings field, type, help). Timeouts of 0 mean "off".
+_FLAGS: list[tuple[str, str, type, str]] = [
+    ("--host", "host", str, "address to listen on"),
+    ("--port", "port", int, "port to listen on"),
+    ("--upstream-url", "upstream_url", str,
+     "OpenAI-compatible base URL, e.g. http://127.0.0.1:11434/v1 (env OPENAI_BASE_URL); "
+     "unset: the embedded demo upstream"),
+    ("--model", "model", str, "default model (env OPENAI_MODEL)"),
+    ("--heartbeat", "heartbeat", float, "seconds of silence before a ': heartbeat' comment"),
+    ("--retry-ms", "retry_ms", int, "reconnection delay sent to clients as 'retry:'"),
+    ("--connect-timeout", "connect_timeout", float, "seconds to connect to the upstream (0 = off)"),
+    ("--first-token-timeout", "first_token_timeout", float,
+     "seconds from request to first token (0 = off)"),
+    ("--idle-timeout", "idle_timeout", float,
+     "longest gap between upstream chunks, seconds (0 = off)"),
+    ("--total-timeout", "total_timeout", float, "cap on a whole answer, seconds (0 = off)"),
+    ("--max-question-bytes", "max_question_bytes", int, "largest question, UTF-8 bytes"),
+    ("--max-body-bytes", "max_body_bytes", int, "largest request body, bytes"),
+    ("--max-messages", "max_messages", int, "most messages in one conversation"),
+    ("--max-event-bytes", "max_event_bytes", int, "largest upstream SSE event, bytes"),
+    ("--max-streams", "max_streams", int,
+     "concurrent streams before 503 (default: from the open-file limit)"),
+    ("--demo-delay", "demo_delay", float, "seconds between tokens of the embedded demo upstream"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = Settings()
+    parser = argparse.ArgumentParser(
+        prog="run.py",
+        description="Relay streaming LLM chat completions to browsers as Server-Sent Events.",
+        epilog="Environment: OPENAI_BASE_URL, OPENAI_API_KEY (never logged), OPENAI_MODEL.",
+    )
+    for flag, name, typ, help_text in _FLAGS:
+        default = getattr(defaults, name)
+        parser.add_argument(flag, dest=name, type=typ, default=None,
+                            help=f"{help_text} (default: {default})")
+    return parser
+
+
+def settings_from_args(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Flags win over the environment, which wins over defaults."""
+    env = os.environ if environ is None else environ
+    args = build_parser().parse_args(argv)
+    values: dict[str, object] = {}
+    if env.get("OPENAI_BASE_URL"):
+        values["upstream_url"] = env["OPENAI_BASE_URL"]
+    if env.get("OPENAI_API_KEY"):
+        values["api_key"] = env["OPENAI_API_KEY"]
+    if env.get("OPENAI_MODEL"):
+        values["model"] = env["OPENAI_MODEL"]
+    for _flag, name, _typ, _help in _FLAGS:
+        value = getattr(args, name)
+        if value is not None:
+            values[name] = value
+    for name in ("heartbeat", "connect_timeout", "first_token_timeout", "idle_timeout",
+                 "total_timeout", "demo_delay"):
+        if name in values and float(values[name]) < 0:  # type: ignore[arg-type]
+            raise SystemExit(f"run.py: --{name.replace('_', '-')} must be >= 0")
+    return Settings(**values)  # type: ignore[arg-type]

@@ -1,0 +1,206 @@
+"""Relay: one upstream transfer feeding one :class:`StreamSession`.
+
+Data flows one way: upstream bytes -> :class:`SSEParser` -> :class:`CompletionDecoder`
+-> ``session.push``. Cancellation flows back: a session nobody listens to any more
+(and that nobody may resume) aborts its upstream transfer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from .completions import CompletionDecoder, end_reason_for
+from .config import Settings
+from .errors import Overloaded, StreamError
+from .session import Listener, Outcome, StreamSession
+from .sse import SSEBufferOverflow, SSEParser
+from .timer_wheel import Timer, TimerWheel
+from .upstream import UpstreamClient, UpstreamTransfer
+
+log = logging.getLogger("tornado_sse.relay")
+
+
+class RelayedStream:
+    """Implements :class:`~tornado_sse.upstream.UpstreamSink` for one session."""
+
+    def __init__(self, relay: Relay, session: StreamSession) -> None:
+        self.relay = relay
+        self.session = session
+        self.parser = SSEParser(max_buffer=relay.settings.max_event_bytes)
+        self.decoder = CompletionDecoder()
+        self.transfer: UpstreamTransfer | None = None
+        now = relay.wheel.clock()
+        self.started_at = now
+        self.last_chunk_at = now
+        self.first_token_at: float | None = None
+        self.watchdog: Timer | None = None
+
+    # -- UpstreamSink ----------------------------------------------------------
+
+    def on_data(self, chunk: bytes) -> None:
+        if self.session.ended:
+            return
+        self.last_chunk_at = self.relay.wheel.clock()
+        try:
+            for event in self.parser.feed(chunk):
+                content = self.decoder.feed(event.data)
+                if content is not None:
+                    if self.first_token_at is None:
+                        self.first_token_at = self.last_chunk_at
+                    self.session.push(content)
+        except SSEBufferOverflow as exc:
+            self.fail(StreamError("upstream_protocol", f"event over {exc.limit} bytes"))
+            return
+        except StreamError as exc:
+            self.fail(exc)
+            return
+        if self.decoder.done:
+            # [DONE]: end now; the transfer may finish in the background and
+            # its connection be reused by libcurl.
+            self.finish(Outcome(end_reason_for(self.decoder.finish_reason), usage=self.decoder.usage))
+
+    def on_done(self, error: StreamError | None) -> None:
+        if self.session.ended:
+            return
+        if error is None:
+            try:
+                self.parser.close()
+            except SSEBufferOverflow:  # pragma: no cover - close() does not grow buffers
+                pass
+            if self.decoder.complete:
+                self.finish(Outcome(end_reason_for(self.decoder.finish_reason),
+                                    usage=self.decoder.usage))
+                return
+            error = StreamError("upstream_disconnected", "upstream closed before [DONE]")
+        self.fail(error, abort=False)
+
+    # -- ending ----------------------------------------------------------------
+
+    def fail(self, error: StreamError, abort: bool = True) -> None:
+        log.warning("stream %s upstream error %s: %s", self.session.id, error.code, error.detail)
+        if abort:
+            self.abort()
+        self.finish(Outcome("error", error=error))
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        """Stop the answer on purpose (client gone, Stop, shutdown)."""
+        self.abort()
+        self.finish(Outcome(reason))
+
+    def abort(self) -> None:
+        if self.transfer is not None:
+            self.transfer.abort()
+
+    def finish(self, outcome: Outcome) -> None:
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
+        if not self.session.ended:
+            self.session.end(outcome)
+            self.relay._stream_ended(self)
+
+    # -- timeouts (one wheel timer per stream, re-armed lazily) ----------------
+
+    def arm_watchdog(self) -> None:
+        if self.session.ended:
+            return
+        deadline = self._next_deadline()
+        if deadline is not None:
+            self.watchdog = self.relay.wheel.call_at(deadline, self._check_deadlines)
+
+    def _deadlines(self) -> list[tuple[float, str]]:
+        s = self.relay.settings
+        out: list[tuple[float, str]] = []
+        if s.total_timeout:
+            out.append((self.started_at + s.total_timeout, "upstream_total"))
+        if self.first_token_at is None and s.first_token_timeout:
+            out.append((self.started_at + s.first_token_timeout, "upstream_timeout"))
+        if s.idle_timeout and (self.first_token_at is not None or not s.first_token_timeout):
+            out.append((self.last_chunk_at + s.idle_timeout, "upstream_idle"))
+        return out
+
+    def _next_deadline(self) -> float | None:
+        deadlines = self._deadlines()
+        return min(d for d, _ in deadlines) if deadlines else None
+
+    def _check_deadlines(self) -> None:
+        if self.session.ended:
+            return
+        now = self.relay.wheel.clock()
+        for deadline, code in sorted(self._deadlines()):
+            if now >= deadline:
+                self.fail(StreamError(code, f"no progress for {now - self.started_at:.1f}s"))
+                return
+        self.arm_watchdog()
+
+
+class Relay:
+    """Owns the upstream client, the timer wheel and the live streams."""
+
+    def __init__(self, settings: Settings, upstream_url: str, wheel: TimerWheel | None = None) -> None:
+        self.settings = settings
+        self.wheel = wheel or TimerWheel()
+        self.upstream = UpstreamClient(
+            upstream_url, settings.api_key,
+            # Room for every stream we admit: never tornado's default of 10,
+            # never a silent queue behind it.
+            max_clients=settings.max_streams + 16,
+            connect_timeout=settings.connect_timeout,
+        )
+        self.streams: dict[str, RelayedStream] = {}
+        self.on_stream_end: list[Callable[[RelayedStream], None]] = []
+
+    def start(self) -> None:
+        self.wheel.start()
+
+    def close(self) -> None:
+        for stream in list(self.streams.values()):
+            stream.cancel("shutdown")
+        self.wheel.stop()
+        self.upstream.close()
+
+    @property
+    def active(self) -> int:
+        return len(self.streams)
+
+    def upstream_body(self, messages: list[dict[str, Any]], model: str | None,
+                      temperature: float | None, extra: dict[str, Any] | None = None) -> bytes:
+        body: dict[str, Any] = {
+            "model": model or self.settings.model,
+            "messages": messages,
+            "stream": True,
+        }
+        if temperature is not None:
+            body["temperature"] = temperature
+        if extra:
+            body.update(extra)
+        return json.dumps(body, ensure_ascii=False).encode()
+
+    def open(self, body: bytes, session: StreamSession | None = None) -> RelayedStream:
+        """Start a stream now or raise :class:`Overloaded` at once."""
+        if len(self.streams) >= self.settings.max_streams:
+            raise Overloaded(self.settings.max_streams)
+        session = session or StreamSession()
+        stream = RelayedStream(self, session)
+        self.streams[session.id] = stream
+        try:
+            stream.transfer = self.upstream.open(body, stream)
+        except StreamError:
+            del self.streams[session.id]
+            raise Overloaded(self.settings.max_streams) from None
+        stream.arm_watchdog()
+        return stream
+
+    def listener_left(self, stream: RelayedStream, listener: Listener) -> None:
+        """A client went away: with nobody left, stop paying for the answer."""
+        stream.session.detach(listener)
+        if not stream.session.listeners and not stream.session.ended:
+            stream.cancel("cancelled")
+
+    def _stream_ended(self, stream: RelayedStream) -> None:
+        self.streams.pop(stream.session.id, None)
+        for callback in self.on_stream_end:
+            callback(stream)

@@ -1,0 +1,263 @@
+"""Streaming HTTP requests to the upstream, over libcurl through Tornado.
+
+This is the Python analogue of the seed's ``CURLOPT_WRITEFUNCTION`` loop, with
+what the seed lacked: the status line is checked before a body byte is trusted,
+a non-2xx body is kept for the log (never for the client), the transfer can be
+aborted at any moment, and every failure maps to one error code.
+
+Tornado's ``CurlAsyncHTTPClient`` has no public way to abort a transfer, and
+libcurl only calls the progress callback when something happens on the handle,
+so an idle transfer (waiting for headers, or between chunks) could not be
+stopped by a progress-callback flag alone. :class:`StreamingCurlClient` therefore
+removes the easy handle from the multi handle itself, which makes libcurl close
+the connection at once (a half-read response cannot be reused).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from typing import Any, Protocol
+
+import pycurl
+from tornado.curl_httpclient import CurlAsyncHTTPClient
+from tornado.httpclient import HTTPRequest, HTTPResponse
+
+from .errors import StreamError
+from .redact import redact
+
+log = logging.getLogger("tornado_sse.upstream")
+
+# How much of a non-2xx body we keep for the log.
+_ERROR_BODY_LIMIT = 16 * 1024
+_STATUS_LINE = re.compile(r"^HTTP/\S+\s+(\d{3})")
+
+# libcurl errors that mean "we never got a connection".
+_CONNECT_ERRORS = {
+    pycurl.E_COULDNT_RESOLVE_HOST,
+    pycurl.E_COULDNT_RESOLVE_PROXY,
+    pycurl.E_COULDNT_CONNECT,
+    pycurl.E_SSL_CONNECT_ERROR,
+    pycurl.E_OPERATION_TIMEDOUT,  # only the connect timeout is given to libcurl
+}
+
+
+class UpstreamSink(Protocol):
+    """Receives one transfer's events, in order, on the IOLoop thread."""
+
+    def on_data(self, chunk: bytes) -> None:
+        """A piece of a 2xx body, exactly as received."""
+
+    def on_done(self, error: StreamError | None) -> None:
+        """The transfer ended: cleanly (``None``) or with a typed error. Not
+        called for a transfer that was aborted."""
+
+
+class StreamingCurlClient(CurlAsyncHTTPClient):
+    """A ``CurlAsyncHTTPClient`` that can hold thousands of transfers and abort them.
+
+    Tornado creates ``max_clients`` curl handles up front (4-5 KB each); we grow
+    the pool on demand instead, so a cap of 10,000 costs nothing until used.
+    """
+
+    def initialize(  # type: ignore[override]
+        self, max_clients: int = 10000, defaults: dict[str, Any] | None = None,
+        max_body_size: int = 1 << 40,
+    ) -> None:
+        super().initialize(max_clients=0, defaults=defaults, max_body_size=max_body_size)
+        self.max_clients = max_clients
+
+    def _process_queue(self) -> None:
+        wanted = len(self._requests) - len(self._free_list)
+        room = self.max_clients - len(self._curls)
+        for _ in range(min(wanted, room)):
+            curl = self._curl_create()
+            self._curls.append(curl)
+            self._free_list.append(curl)
+        super()._process_queue()
+
+    @property
+    def active(self) -> int:
+        return len(self._curls) - len(self._free_list)
+
+    @property
+    def saturated(self) -> bool:
+        return not self._free_list and len(self._curls) >= self.max_clients
+
+    def abort(self, request: HTTPRequest, curl: pycurl.Curl | None) -> None:
+        """Stop ``request`` now, whatever state it is in; its socket is closed."""
+        if curl is not None and getattr(curl, "info", None) is not None:
+            if _unproxy(curl.info["request"]) is request:
+                # Removing the handle mid-transfer makes libcurl close the
+                # connection; _finish does that and resolves the fetch future.
+                self._finish(curl, pycurl.E_ABORTED_BY_CALLBACK, "aborted")
+                self._process_queue()
+                return
+        # Not started yet (still queued): drop it from the queue.
+        for item in list(self._requests):
+            if _unproxy(item[0]) is request:
+                self._requests.remove(item)
+                item[1](HTTPResponse(request, 599, error=StreamError("internal", "aborted")))
+                return
+
+
+def _unproxy(request: Any) -> Any:
+    # AsyncHTTPClient.fetch wraps requests in a _RequestProxy (for defaults).
+    return getattr(request, "request", request)
+
+
+class UpstreamTransfer:
+    """One streaming request. Create with :meth:`UpstreamClient.open`."""
+
+    def __init__(self, client: StreamingCurlClient, sink: UpstreamSink,
+                 secrets: tuple[str, ...]) -> None:
+        self._client = client
+        self._sink = sink
+        self._secrets = secrets
+        self._curl: pycurl.Curl | None = None
+        self._request: HTTPRequest | None = None
+        self.status: int | None = None
+        self.content_type = ""
+        self.aborted = False
+        self.finished = False
+        self.bytes_received = 0
+        self._error_body = bytearray()
+
+    # -- libcurl-facing callbacks (all delivered on the IOLoop) --------------
+
+    def _prepare_curl(self, curl: pycurl.Curl) -> None:
+        self._curl = curl
+        # Small per-transfer buffer: SSE chunks are tiny and we hold thousands.
+        curl.setopt(pycurl.BUFFERSIZE, 16 * 1024)
+        # Belt and braces for abort(): if libcurl runs this handle after we
+        # gave up on it, the progress callback stops it.
+        curl.setopt(pycurl.NOPROGRESS, 0)
+        curl.setopt(pycurl.XFERINFOFUNCTION, self._progress)
+        curl.setopt(pycurl.TCP_NODELAY, 1)
+
+    def _progress(self, *_args: int) -> int:
+        return 1 if self.aborted else 0
+
+    def _on_header(self, line: str) -> None:
+        match = _STATUS_LINE.match(line)
+        if match:
+            # A new status line (after 100 Continue or a redirect) resets what we know.
+            self.status = int(match.group(1))
+            self.content_type = ""
+        elif line[:13].lower() == "content-type:":
+            self.content_type = line[13:].strip().lower()
+
+    def _on_chunk(self, chunk: bytes) -> None:
+        if self.aborted or self.finished:
+            return
+        self.bytes_received += len(chunk)
+        if self.status is not None and 200 <= self.status < 300:
+            self._sink.on_data(chunk)
+        elif len(self._error_body) < _ERROR_BODY_LIMIT:
+            self._error_body += chunk[: _ERROR_BODY_LIMIT - len(self._error_body)]
+
+    def _on_response(self, response: HTTPResponse) -> None:
+        if self.aborted or self.finished:
+            return
+        self.finished = True
+        self._sink.on_done(self._classify(response))
+
+    # -- outcome -------------------------------------------------------------
+
+    def _classify(self, response: HTTPResponse) -> StreamError | None:
+        status = self.status or (response.code if response.code != 599 else None)
+        if status is not None and not 200 <= status < 300:
+            body = redact(self._error_body.decode("utf-8", "replace"), self._secrets)
+            detail = f"upstream HTTP {status}: {body[:2000]}"
+            if status in (401, 403):
+                return StreamError("upstream_auth", detail, status=status)
+            if status == 429:
+                return StreamError("upstream_rate_limited", detail, status=status)
+            return StreamError("upstream_error", detail, status=status)
+        error = response.error
+        if error is not None:
+            errno = getattr(error, "errno", None)
+            detail = redact(f"curl error {errno}: {error}", self._secrets)
+            if self.status is None and errno in _CONNECT_ERRORS:
+                return StreamError("upstream_connect", detail)
+            return StreamError("upstream_disconnected", detail)
+        if "text/event-stream" not in self.content_type:
+            return StreamError(
+                "upstream_protocol", f"expected text/event-stream, got {self.content_type!r}"
+            )
+        return None
+
+    # -- control -------------------------------------------------------------
+
+    def abort(self) -> None:
+        """Close the upstream connection now. The sink hears nothing more."""
+        if self.aborted or self.finished:
+            return
+        self.aborted = True
+        if self._request is not None:
+            self._client.abort(self._request, self._curl)
+
+
+class UpstreamClient:
+    """Opens streaming POSTs to ``{base_url}/chat/completions``."""
+
+    def __init__(self, base_url: str, api_key: str | None = None, *,
+                 max_clients: int = 10000, connect_timeout: float = 10.0) -> None:
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self._api_key = api_key
+        self._connect_timeout = connect_timeout
+        # force_instance: never share Tornado's per-loop singleton (max_clients=10).
+        self.http = StreamingCurlClient(force_instance=True, max_clients=max_clients)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (self._api_key,) if self._api_key else ()
+
+    def open(self, body: bytes, sink: UpstreamSink,
+             extra_headers: dict[str, str] | None = None) -> UpstreamTransfer:
+        if self.http.saturated:
+            # Never a silent queue: the caller caps streams below max_clients,
+            # so reaching here is a bug worth an error rather than a wait.
+            raise StreamError("overloaded", "upstream connection pool is full")
+        transfer = UpstreamTransfer(self.http, sink, self.secrets)
+        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        if extra_headers:
+            headers.update(extra_headers)
+        request = HTTPRequest(
+            self.url,
+            method="POST",
+            body=body,
+            headers=headers,
+            # libcurl gets the connect timeout only; first-token, idle and
+            # total limits are ours (tornado's request_timeout is a total
+            # limit with a 20 s default that would cut long answers).
+            connect_timeout=self._connect_timeout or 0,
+            request_timeout=0,
+            streaming_callback=transfer._on_chunk,
+            header_callback=transfer._on_header,
+            prepare_curl_callback=transfer._prepare_curl,
+            decompress_response=False,
+            follow_redirects=False,
+            user_agent="tornado_sse",
+        )
+        transfer._request = request
+        future = self.http.fetch(request, raise_error=False)
+        future.add_done_callback(lambda f: _deliver(transfer, f))
+        return transfer
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def _deliver(transfer: UpstreamTransfer, future: Any) -> None:
+    # raise_error=False only covers HTTP status errors: libcurl failures
+    # (CurlError, code 599) still arrive as exceptions.
+    try:
+        response = future.result()
+    except Exception as exc:
+        transfer._on_response(HTTPResponse(HTTPRequest("http://upstream.invalid"), 599, error=exc))
+        return
+    transfer._on_response(response)
