@@ -16,7 +16,6 @@ the connection at once (a half-read response cannot be reused).
 from __future__ import annotations
 
 import logging
-import re
 
 from typing import Any, Protocol
 
@@ -31,7 +30,6 @@ log = logging.getLogger("tornado_sse.upstream")
 
 # How much of a non-2xx body we keep for the log.
 _ERROR_BODY_LIMIT = 16 * 1024
-_STATUS_LINE = re.compile(r"^HTTP/\S+\s+(\d{3})")
 
 # libcurl errors that mean "we never got a connection".
 _CONNECT_ERRORS = {
@@ -122,6 +120,7 @@ class UpstreamTransfer:
         self.aborted = False
         self.finished = False
         self.bytes_received = 0
+        self._streaming = False
         self._error_body = bytearray()
 
     # -- libcurl-facing callbacks (all delivered on the IOLoop) --------------
@@ -139,23 +138,28 @@ class UpstreamTransfer:
     def _progress(self, *_args: int) -> int:
         return 1 if self.aborted else 0
 
-    def _on_header(self, line: str) -> None:
-        match = _STATUS_LINE.match(line)
-        if match:
-            # A new status line (after 100 Continue or a redirect) resets what we know.
-            self.status = int(match.group(1))
-            self.content_type = ""
-        elif line[:13].lower() == "content-type:":
-            self.content_type = line[13:].strip().lower()
-
     def _on_chunk(self, chunk: bytes) -> None:
         if self.aborted or self.finished:
             return
+        if self.status is None:
+            # Read the status from the handle itself: tornado delivers header
+            # lines through the IOLoop and they can arrive after the body of a
+            # short response. While a chunk is being delivered the handle is
+            # still ours (tornado resets it only after the final callback).
+            assert self._curl is not None
+            self._set_head(self._curl.getinfo(pycurl.RESPONSE_CODE),
+                           self._curl.getinfo(pycurl.CONTENT_TYPE))
         self.bytes_received += len(chunk)
-        if self.status is not None and 200 <= self.status < 300:
+        if self._streaming:
             self._sink.on_data(chunk)
         elif len(self._error_body) < _ERROR_BODY_LIMIT:
             self._error_body += chunk[: _ERROR_BODY_LIMIT - len(self._error_body)]
+
+    def _set_head(self, status: int, content_type: str | None) -> None:
+        self.status = status
+        self.content_type = (content_type or "").lower()
+        # The body is trusted only from a 2xx event stream.
+        self._streaming = 200 <= status < 300 and "text/event-stream" in self.content_type
 
     def _on_response(self, response: HTTPResponse) -> None:
         if self.aborted or self.finished:
@@ -166,7 +170,9 @@ class UpstreamTransfer:
     # -- outcome -------------------------------------------------------------
 
     def _classify(self, response: HTTPResponse) -> StreamError | None:
-        status = self.status or (response.code if response.code != 599 else None)
+        if self.status is None and response.code != 599:
+            self._set_head(response.code, response.headers.get("Content-Type"))
+        status = self.status
         if status is not None and not 200 <= status < 300:
             body = redact(self._error_body.decode("utf-8", "replace"), self._secrets)
             detail = f"upstream HTTP {status}: {body[:2000]}"
@@ -182,7 +188,7 @@ class UpstreamTransfer:
             if self.status is None and errno in _CONNECT_ERRORS:
                 return StreamError("upstream_connect", detail)
             return StreamError("upstream_disconnected", detail)
-        if "text/event-stream" not in self.content_type:
+        if not self._streaming:
             return StreamError(
                 "upstream_protocol", f"expected text/event-stream, got {self.content_type!r}"
             )
@@ -237,7 +243,6 @@ class UpstreamClient:
             connect_timeout=self._connect_timeout or 0,
             request_timeout=0,
             streaming_callback=transfer._on_chunk,
-            header_callback=transfer._on_header,
             prepare_curl_callback=transfer._prepare_curl,
             decompress_response=False,
             follow_redirects=False,
