@@ -50,6 +50,9 @@ class RelayedStream:
                 if content is not None:
                     if self.first_token_at is None:
                         self.first_token_at = self.last_chunk_at
+                        # The idle limit now applies and may be sooner than
+                        # the first-token deadline the watchdog sleeps on.
+                        self.rearm_watchdog()
                     self.session.push(content)
         except SSEBufferOverflow as exc:
             self.fail(StreamError("upstream_protocol", f"event over {exc.limit} bytes"))
@@ -103,6 +106,11 @@ class RelayedStream:
             self.relay._stream_ended(self)
 
     # -- timeouts (one wheel timer per stream, re-armed lazily) ----------------
+
+    def rearm_watchdog(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+        self.arm_watchdog()
 
     def arm_watchdog(self) -> None:
         if self.session.ended:

@@ -130,12 +130,15 @@ async def test_silent_upstream_heartbeats_then_timeout(make_app, settings, fake:
 
 
 async def test_idle_timeout_between_chunks(make_app, settings, fake: FakeUpstream) -> None:  # type: ignore[no-untyped-def]
-    running = make_app(settings.replace(idle_timeout=0.5))
+    # Regression: the watchdog slept on the (later) first-token deadline.
+    running = make_app(settings.replace(idle_timeout=0.5, first_token_timeout=30))
     first = sse_stream(["a"], done=False).split(b"\n\n")
     fake.queue(Script(body=[b"\n\n".join(first[:2]) + b"\n\n"], hang=True))
+    t0 = time.monotonic()
     events = await (await request(running.url(q("x")))).events()
     assert contents(events) == "a"
     assert events[-2].json["code"] == "upstream_idle"
+    assert time.monotonic() - t0 < 20  # the idle limit, not the first-token one
 
 
 async def test_total_timeout(make_app, settings, fake: FakeUpstream) -> None:  # type: ignore[no-untyped-def]
