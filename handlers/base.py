@@ -28,9 +28,7 @@ class JSONErrorHandler(RequestHandler):
         if isinstance(exc, RequestError):
             self.send_request_error(exc)
             return
-        if isinstance(exc, HTTPError) and exc.log_message and status_code < 500:
-            message = self._reason
-        elif status_code < 500:
+        if (isinstance(exc, HTTPError) and exc.log_message and status_code < 500) or status_code < 500:
             message = self._reason
         else:
             message = "Internal server error."

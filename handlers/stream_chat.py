@@ -69,9 +69,6 @@ class StreamChatHandler(JSONErrorHandler):
         self.channel = channel
         stream.session.attach(channel)
         channel.open(stream.session, retry_ms=self.cfg.retry_ms)
-        if self.request.connection is not None and self.request.connection.stream is not None:
-            if self.request.connection.stream.closed():  # type: ignore[attr-defined]
-                channel.disconnect()
         await channel.done
 
     def _channel_closed(self, channel: ClientChannel, error: StreamError | None) -> None:

@@ -10,6 +10,7 @@ bound.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -196,10 +197,9 @@ class ClientChannel:
         if self.closed:
             return
         if finish:
-            try:
+            # The connection may already be gone; finishing is best effort.
+            with contextlib.suppress(StreamClosedError, RuntimeError):
                 self._writer.finish()
-            except Exception:  # the connection may already be gone
-                pass
         self.closed = True
         if self._hb_timer is not None:
             self._hb_timer.cancel()

@@ -112,7 +112,7 @@ def parse_json_object(body: bytes, settings: Settings) -> dict[str, Any]:
     text = decode_utf8(body, "The body")
     try:
         obj = json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise _bad("bad_json", f"The body is not valid JSON ({exc.msg}).") from None
     if not isinstance(obj, dict):
         raise _bad("bad_json", "The body must be a JSON object.")

@@ -23,7 +23,7 @@ def end_reason_for(finish_reason: str | None) -> str:
 class CompletionDecoder:
     """Feed it the ``data`` of each upstream event, in order."""
 
-    __slots__ = ("done", "finish_reason", "usage", "last_chunk", "chunks")
+    __slots__ = ("chunks", "done", "finish_reason", "last_chunk", "usage")
 
     def __init__(self) -> None:
         self.done = False
@@ -49,7 +49,7 @@ class CompletionDecoder:
             raise StreamError("upstream_protocol", f"unparseable chunk ({len(data)} chars)") from None
         if not isinstance(chunk, dict):
             raise StreamError("upstream_protocol", "chunk is not a JSON object")
-        if "error" in chunk and chunk["error"]:
+        if chunk.get("error"):
             # In-band error: the upstream's text goes to the log only.
             raise StreamError("upstream_error", "in-band error: " + json.dumps(chunk["error"])[:2000])
         self.chunks += 1

@@ -24,10 +24,14 @@ _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 
 _EN = [
     "Here is how I would think about it.",
-    "First, it helps to pin down what the question is really asking and what a good answer would let you do next.",
-    "Then look at the simplest approach that could work, and only add machinery where it clearly pays for itself.",
-    "In practice that means measuring before optimising, keeping each piece small, and testing the edges as carefully as the middle.",
-    "I am the embedded demo model of tornado_sse, so take this as a friendly sketch rather than expert advice;",
+    "First, it helps to pin down what the question is really asking"
+    " and what a good answer would let you do next.",
+    "Then look at the simplest approach that could work,"
+    " and only add machinery where it clearly pays for itself.",
+    "In practice that means measuring before optimising, keeping each piece small,"
+    " and testing the edges as carefully as the middle.",
+    "I am the embedded demo model of tornado_sse,"
+    " so take this as a friendly sketch rather than expert advice;",
     "point OPENAI_BASE_URL at a real model for real answers.",
 ]
 _ZH = [
@@ -128,7 +132,8 @@ class DemoCompletionsHandler(RequestHandler):
 
 class DemoModelsHandler(RequestHandler):
     def get(self) -> None:
-        self.finish({"object": "list", "data": [{"id": "demo", "object": "model", "owned_by": "tornado_sse"}]})
+        self.finish({"object": "list",
+                     "data": [{"id": "demo", "object": "model", "owned_by": "tornado_sse"}]})
 
 
 def make_demo_upstream_app(delay: float = 0.03) -> Application:

@@ -95,7 +95,5 @@ class StreamSession:
         self.listeners.append(listener)
 
     def detach(self, listener: Listener) -> None:
-        try:
+        if listener in self.listeners:
             self.listeners.remove(listener)
-        except ValueError:
-            pass

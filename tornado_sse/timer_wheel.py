@@ -17,7 +17,7 @@ from tornado.ioloop import PeriodicCallback
 
 
 class Timer:
-    __slots__ = ("when", "callback", "cancelled")
+    __slots__ = ("callback", "cancelled", "when")
 
     def __init__(self, when: float, callback: Callable[[], None]) -> None:
         self.when = when

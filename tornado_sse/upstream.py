@@ -16,7 +16,6 @@ the connection at once (a half-read response cannot be reused).
 from __future__ import annotations
 
 import logging
-
 from typing import Any, Protocol
 
 import pycurl
@@ -85,13 +84,13 @@ class StreamingCurlClient(CurlAsyncHTTPClient):
 
     def abort(self, request: HTTPRequest, curl: pycurl.Curl | None) -> None:
         """Stop ``request`` now, whatever state it is in; its socket is closed."""
-        if curl is not None and getattr(curl, "info", None) is not None:
-            if _unproxy(curl.info["request"]) is request:
-                # Removing the handle mid-transfer makes libcurl close the
-                # connection; _finish does that and resolves the fetch future.
-                self._finish(curl, pycurl.E_ABORTED_BY_CALLBACK, "aborted")
-                self._process_queue()
-                return
+        info = getattr(curl, "info", None) if curl is not None else None
+        if info is not None and _unproxy(info["request"]) is request:
+            # Removing the handle mid-transfer makes libcurl close the
+            # connection; _finish does that and resolves the fetch future.
+            self._finish(curl, pycurl.E_ABORTED_BY_CALLBACK, "aborted")
+            self._process_queue()
+            return
         # Not started yet (still queued): drop it from the queue.
         for item in list(self._requests):
             if _unproxy(item[0]) is request:
