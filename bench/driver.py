@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -129,24 +130,34 @@ def warm_up(url: str, mode: str) -> None:
         raise RuntimeError(f"warm-up stream through {mode} failed: {out['errors']}")
 
 
-def run_load(phase: Phase, url: str, mode: str, server_pid: int) -> dict[str, Any]:
+def run_load(phase: Phase, url: str, mode: str, server_pid: int,
+             profile: Path | None = None) -> dict[str, Any]:
     warm_up(url, mode)
     time.sleep(0.2)
     rss0 = rss_kb(server_pid)
     start_at = time.monotonic() + 1.0  # time for the client processes to start
     per = [phase.streams // phase.clients + (i < phase.streams % phase.clients)
            for i in range(phase.clients)]
+    # Results go through files: a pipe would fill up and block a client
+    # whose output (every latency sample) is larger than the pipe buffer.
+    outfiles = [tempfile.TemporaryFile("w+") for _ in per]  # noqa: SIM115 -- closed below
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "bench.client", f"--url={url}", f"--mode={mode}",
              f"--streams={n}", f"--deltas={phase.deltas}", f"--every={phase.every}",
              f"--pad={phase.pad}", f"--ramp={phase.ramp}", f"--start-at={start_at}",
              f"--timeout={phase.timeout}"],
-            cwd=ROOT, stdout=subprocess.PIPE, text=True)
-        for n in per
+            cwd=ROOT, stdout=out, text=True)
+        for n, out in zip(per, outfiles, strict=True)
     ]
     while time.monotonic() < start_at:
         time.sleep(0.01)
+    spy = None
+    if profile is not None:
+        # Collapsed stacks ("raw"): greppable, and flamegraph tools read them.
+        spy = subprocess.Popen(["py-spy", "record", "--pid", str(server_pid), "--rate", "250",
+                                "--format", "raw", "--output", str(profile), "--nonblocking"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     cpu0 = cpu_seconds(server_pid)
     t0 = time.monotonic()
     peak = rss0
@@ -155,10 +166,15 @@ def run_load(phase: Phase, url: str, mode: str, server_pid: int) -> dict[str, An
         time.sleep(0.05)
     wall = time.monotonic() - t0
     cpu = cpu_seconds(server_pid) - cpu0
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(timeout=30)
     outs = []
-    for p in procs:
-        stdout, _ = p.communicate()
-        outs.append(json.loads(stdout))
+    for p, out in zip(procs, outfiles, strict=True):
+        p.wait()
+        out.seek(0)
+        outs.append(json.loads(out.read()))
+        out.close()
     return merge(outs, phase, cpu=cpu, wall=wall, rss0=rss0, peak=peak)
 
 
@@ -198,14 +214,16 @@ def pcts(sorted_us: list[int]) -> dict[str, float]:
             "max": round(sorted_us[-1] / 1000, 2)}
 
 
-def run_phase(phase: Phase, log_path: Path) -> dict[str, Any]:
+def run_phase(phase: Phase, log_path: Path, profile: bool = False) -> dict[str, Any]:
     upstream, up_port = start_upstream()
     try:
         direct = run_load(phase, f"http://127.0.0.1:{up_port}", "direct", upstream.pid)
         relay_proc, relay_port = start_relay(up_port, ["--heartbeat=1", *phase.relay_flags],
                                              log_path)
         try:
-            relay = run_load(phase, f"http://127.0.0.1:{relay_port}", "relay", relay_proc.pid)
+            prof = log_path.with_name(f"relay-{phase.name}.pyspy.txt") if profile else None
+            relay = run_load(phase, f"http://127.0.0.1:{relay_port}", "relay", relay_proc.pid,
+                             prof)
         finally:
             stop(relay_proc)
     finally:
@@ -267,7 +285,7 @@ def render(result: dict[str, Any]) -> str:
     row("client CPU s (per process)", d["client_cpu_s"], r["client_cpu_s"])
     row("client loop lag p99 ms", d["client_lag_ms"]["p99"], r["client_lag_ms"]["p99"])
     row("wall s", d["wall_s"], r["wall_s"])
-    widths = [max(len(x[i]) for x in rows + [("", "direct", "relay", "relay vs direct")])
+    widths = [max(len(x[i]) for x in [*rows, ("", "direct", "relay", "relay vs direct")])
               for i in range(4)]
     lines = [f"== {result['phase']}: {result['describe']}"]
     header = ("", "direct", "relay", "relay vs direct")
@@ -324,6 +342,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="multiply every phase's stream count (e.g. 0.1 for a quick look)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per phase; figures are medians")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--profile", action="store_true",
+                        help="record the relay with py-spy (collapsed stacks beside the relay log;"
+                             " sampling costs relay CPU, so figures are not comparable)")
     args = parser.parse_args(argv)
 
     phases = SMOKE if args.smoke else FULL
@@ -339,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, Any]] = {}
     ok = True
     for phase in phases:
-        runs = [run_phase(phase, log_path) for _ in range(max(1, args.repeat))]
+        runs = [run_phase(phase, log_path, args.profile) for _ in range(max(1, args.repeat))]
         ok = ok and all(correct(x["direct"]) and correct(x["relay"]) for x in runs)
         results[phase.name] = median_run(runs)
         print(render(results[phase.name]), flush=True)

@@ -14,6 +14,7 @@ from tornado_sse.errors import RequestError, StreamError
 from tornado_sse.relay import Relay, RelayedStream
 
 from .base import JSONErrorHandler
+from .client_socket import limit_send_buffer
 
 log = logging.getLogger("tornado_sse.handlers")
 
@@ -61,9 +62,15 @@ class StreamChatHandler(JSONErrorHandler):
         for name, value in SSE_HEADERS.items():
             self.set_header(name, value)
         self.set_header("X-Stream-Id", stream.session.id)
+        cap = self.cfg.max_client_buffer
+        limit_send_buffer(self.request.connection, cap)
         channel = ClientChannel(
             self, self.relay.wheel,
             heartbeat=self.cfg.heartbeat,
+            max_buffer=cap,
+            # Start merging well before the cut-off, so a client that lags
+            # for a moment gets fewer, larger updates instead of an error.
+            merge_threshold=min(16 * 1024, cap // 4),
             on_close=self._channel_closed,
         )
         self.channel = channel

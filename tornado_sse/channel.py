@@ -75,6 +75,10 @@ class ClientChannel:
         self.bytes_sent = 0
         self.heartbeats = 0
         self.merged = 0
+        # High-water mark of what we hold for this client (unsent + merged):
+        # the bound the slow-client policy promises, observable by tests.
+        self.peak_buffered = 0
+        self.error: StreamError | None = None  # why this client was cut off, if it was
 
     # -- writing ---------------------------------------------------------------
 
@@ -84,6 +88,7 @@ class ClientChannel:
         self._last_write = self._wheel.clock()
         self.bytes_sent += len(data)
         self.inflight += len(data)
+        self._note_buffered()
         try:
             self._writer.write(data)
             fut = self._writer.flush()
@@ -94,6 +99,11 @@ class ClientChannel:
         # Flush futures resolve once the kernel took the bytes; a failure means
         # the client is gone, which on_connection_close reports separately.
         fut.add_done_callback(lambda f: self._on_flushed(f, size))  # type: ignore[attr-defined]
+
+    def _note_buffered(self) -> None:
+        buffered = self.inflight + self._pending_bytes
+        if buffered > self.peak_buffered:
+            self.peak_buffered = buffered
 
     def _on_flushed(self, fut: Future[None], size: int) -> None:
         self.inflight -= size
@@ -157,6 +167,7 @@ class ClientChannel:
         self._pending.append(content)
         self._pending_seq = seq
         self._pending_bytes += len(content.encode())
+        self._note_buffered()
         if self.inflight + self._pending_bytes > self._max_buffer:
             self.fail(StreamError("slow_client", f"{self.inflight + self._pending_bytes} bytes unsent"))
 
@@ -196,6 +207,7 @@ class ClientChannel:
     def _close(self, error: StreamError | None, finish: bool) -> None:
         if self.closed:
             return
+        self.error = error
         if finish:
             # The connection may already be gone; finishing is best effort.
             with contextlib.suppress(StreamClosedError, RuntimeError):

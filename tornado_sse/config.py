@@ -25,6 +25,10 @@ def default_max_streams() -> int:
     return max(1, (min(limit, 1 << 20) - 100) // 2)
 
 
+# Below this a single ordinary event could trip the slow-client cut-off.
+MIN_CLIENT_BUFFER = 4096
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -45,6 +49,9 @@ class Settings:
     max_messages: int = 200
     max_event_bytes: int = 1024 * 1024
     max_streams: int = field(default_factory=default_max_streams)
+    # Bytes written to one client but not yet taken by its socket (plus merged
+    # text waiting for it); past this the client is cut off with slow_client.
+    max_client_buffer: int = 256 * 1024
     temperature_min: float = 0.0
     temperature_max: float = 2.0
     # Pacing of the embedded demo upstream, seconds between tokens.
@@ -80,6 +87,8 @@ _FLAGS: list[tuple[str, str, type, str]] = [
     ("--max-event-bytes", "max_event_bytes", int, "largest upstream SSE event, bytes"),
     ("--max-streams", "max_streams", int,
      "concurrent streams before 503 (default: from the open-file limit)"),
+    ("--max-client-buffer", "max_client_buffer", int,
+     "bytes buffered for one slow client before it is cut off with slow_client"),
     ("--demo-delay", "demo_delay", float, "seconds between tokens of the embedded demo upstream"),
 ]
 
@@ -119,4 +128,6 @@ def settings_from_args(
                  "total_timeout", "demo_delay"):
         if name in values and float(values[name]) < 0:  # type: ignore[arg-type]
             raise SystemExit(f"run.py: --{name.replace('_', '-')} must be >= 0")
+    if int(values.get("max_client_buffer", MIN_CLIENT_BUFFER)) < MIN_CLIENT_BUFFER:  # type: ignore[call-overload]
+        raise SystemExit(f"run.py: --max-client-buffer must be >= {MIN_CLIENT_BUFFER}")
     return Settings(**values)  # type: ignore[arg-type]
