@@ -17,6 +17,7 @@ from tornado.netutil import bind_sockets
 
 from handlers.app import create_server
 from tornado_sse.config import settings_from_args
+from tornado_sse.gc_tuning import tune_for_many_streams
 
 log = logging.getLogger("tornado_sse")
 
@@ -40,6 +41,7 @@ async def serve(argv: list[str]) -> int:
     # A deep backlog absorbs bursts of arrivals (the kernel caps it at somaxconn).
     sockets = bind_sockets(settings.port, settings.host, backlog=4096)
     server.listen(sockets)
+    tune_for_many_streams()
     port = sockets[0].getsockname()[1]
     upstream = "embedded demo upstream" if settings.uses_demo_upstream else settings.upstream_url
     print(f"tornado_sse listening on http://{settings.host}:{port}/ (upstream: {upstream}, "
