@@ -15,6 +15,7 @@ from tornado_sse.relay import Relay, RelayedStream
 
 from .base import JSONErrorHandler
 from .client_socket import limit_send_buffer
+from .sse_writer import DirectWriter
 
 log = logging.getLogger("tornado_sse.handlers")
 
@@ -65,7 +66,7 @@ class StreamChatHandler(JSONErrorHandler):
         cap = self.cfg.max_client_buffer
         limit_send_buffer(self.request.connection, cap)
         channel = ClientChannel(
-            self, self.relay.wheel,
+            DirectWriter(self), self.relay.wheel,
             heartbeat=self.cfg.heartbeat,
             max_buffer=cap,
             # Start merging well before the cut-off, so a client that lags

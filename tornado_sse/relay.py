@@ -44,21 +44,32 @@ class RelayedStream:
         if self.session.ended:
             return
         self.last_chunk_at = self.relay.wheel.clock()
+        # Every delta in this read goes to the session in one push, so a
+        # client that keeps up gets them in one write (one syscall), not one
+        # per delta; they stay separate events with their own ids.
+        contents: list[str] = []
+        error: StreamError | None = None
         try:
             for event in self.parser.feed(chunk):
                 content = self.decoder.feed(event.data)
                 if content is not None:
-                    if self.first_token_at is None:
-                        self.first_token_at = self.last_chunk_at
-                        # The idle limit now applies and may be sooner than
-                        # the first-token deadline the watchdog sleeps on.
-                        self.rearm_watchdog()
-                    self.session.push(content)
+                    contents.append(content)
         except SSEBufferOverflow as exc:
-            self.fail(StreamError("upstream_protocol", f"event over {exc.limit} bytes"))
-            return
+            error = StreamError("upstream_protocol", f"event over {exc.limit} bytes")
         except StreamError as exc:
-            self.fail(exc)
+            error = exc
+        if contents:
+            if self.first_token_at is None:
+                self.first_token_at = self.last_chunk_at
+                # The idle limit now applies and may be sooner than
+                # the first-token deadline the watchdog sleeps on.
+                self.rearm_watchdog()
+            if len(contents) == 1:
+                self.session.push(contents[0])
+            else:
+                self.session.push_many(contents)
+        if error is not None:
+            self.fail(error)
             return
         if self.decoder.done:
             # [DONE]: end now; the transfer may finish in the background and

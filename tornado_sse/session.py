@@ -63,6 +63,28 @@ class StreamSession:
     def push(self, content: str) -> None:
         if self.outcome is not None:
             return
+        self._record(content)
+        for listener in list(self.listeners):
+            listener.on_update(self, self.seq, content)
+
+    def push_many(self, contents: list[str]) -> None:
+        """Deltas that arrived together. A listener with ``on_updates(session,
+        first_seq, contents)`` gets them in one call (one write to its client
+        instead of one per delta); others get ``on_update`` for each."""
+        if self.outcome is not None or not contents:
+            return
+        first = self.seq + 1
+        for content in contents:
+            self._record(content)
+        for listener in list(self.listeners):
+            on_updates = getattr(listener, "on_updates", None)
+            if on_updates is not None:
+                on_updates(self, first, contents)
+            else:
+                for i, content in enumerate(contents):
+                    listener.on_update(self, first + i, content)
+
+    def _record(self, content: str) -> None:
         self.seq += 1
         size = len(content)
         self.content_bytes += size
@@ -71,8 +93,6 @@ class StreamSession:
         # Keep at least the newest delta; drop the oldest past the budget.
         while self._log_bytes > self._buffer_bytes and len(self._log) > 1:
             self._log_bytes -= len(self._log.popleft()[1])
-        for listener in list(self.listeners):
-            listener.on_update(self, self.seq, content)
 
     def end(self, outcome: Outcome) -> None:
         if self.outcome is not None:
