@@ -3,10 +3,11 @@
 Through ``RequestHandler.write``/``flush`` every event costs four futures and
 four loop callbacks (handler, HTTP/1 connection, IOStream, ours). Once the
 headers are out, an event stream needs none of that: each flush is framed as
-one HTTP/1.1 chunk and handed to the connection's ``IOStream``, and only when
-the kernel did not take it all at once (the client lags) is there a future to
-wait on. The response still ends through ``RequestHandler.finish``, whose
-terminating chunk the IOStream queues behind ours.
+one HTTP/1.1 chunk and, when nothing is queued ahead of it, sent on the socket
+at once; only what the kernel does not take (the client lags) goes to the
+connection's ``IOStream``, with a future to wait on. The response still ends
+through ``RequestHandler.finish``, whose terminating chunk the IOStream queues
+behind ours.
 
 Only for chunked HTTP/1.1 responses, as Tornado decided when it wrote the
 headers; anything else (an HTTP/1.0 client, a future Tornado that works
@@ -48,8 +49,20 @@ class DirectWriter:
             return future
         if not data:
             return None  # an empty chunk would end the response
+        frame = b"%x\r\n%s\r\n" % (len(data), data)
+        if not stream.writing() and not stream.closed():
+            # Nothing queued before us, so order is kept: try the socket
+            # first and skip the IOStream's buffer, future and callbacks
+            # altogether in the usual case where the kernel takes it all.
+            try:
+                sent = stream.socket.send(frame)
+            except OSError:
+                sent = 0  # EAGAIN, or an error the IOStream will find and report
+            if sent == len(frame):
+                return None
+            frame = frame[sent:]
         # Raises StreamClosedError if the client is gone.
-        future = stream.write(b"%x\r\n%s\r\n" % (len(data), data))
+        future = stream.write(frame)
         return future if stream.writing() else None
 
     def finish(self) -> Awaitable[None]:
@@ -65,6 +78,8 @@ def _chunked_stream(handler: RequestHandler) -> IOStream | None:
     connection = handler.request.connection
     stream = getattr(connection, "stream", None)
     # HTTP1Connection decides on chunking when it writes the headers.
-    if getattr(connection, "_chunking_output", False) is True and isinstance(stream, IOStream):
+    # Plain sockets only: TLS needs the SSLIOStream's own write path.
+    if (getattr(connection, "_chunking_output", False) is True and type(stream) is IOStream
+            and stream.socket is not None):
         return stream
     return None

@@ -155,3 +155,18 @@ async def test_other_streams_unaffected_by_a_slow_client(make_app: Any, settings
         await asyncio.wait_for(fake.received[0].closed.wait(), 10)
     finally:
         sock.close()
+
+
+async def test_http10_client_gets_the_whole_stream_unchunked(app: Running, fake: FakeUpstream) -> None:
+    # The direct writer applies to chunked HTTP/1.1 responses only; an
+    # HTTP/1.0 client gets a close-delimited body through Tornado's own path.
+    fake.queue(Script.stream(sse_stream(["a", "b", "c"]), piece=30, pause=0.005))
+    reader, writer = await asyncio.open_connection("127.0.0.1", app.port)
+    writer.write(b"GET /ai/streamChat?question=x HTTP/1.0\r\n\r\n")
+    raw = await asyncio.wait_for(reader.read(), 5)  # until the server closes
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert b"transfer-encoding" not in head.lower()
+    assert body.count(b"event: update\n") == 3
+    assert body.endswith(b'event: end\ndata: {"reason":"stop"}\n\n')
