@@ -21,6 +21,7 @@ import json
 import resource
 import sys
 import time
+from dataclasses import replace
 from urllib.parse import quote
 
 from .spec import MARKER, StreamSpec
@@ -46,8 +47,9 @@ class Result:
 
 
 class StreamConnection(asyncio.Protocol):
-    def __init__(self, client: LoadClient, opened_ns: int) -> None:
+    def __init__(self, client: LoadClient, opened_ns: int, request: bytes) -> None:
         self.client = client
+        self.request = request
         self.result = client.result
         self.opened_ns = opened_ns
         self.transport: asyncio.Transport | None = None
@@ -61,7 +63,7 @@ class StreamConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        transport.write(self.client.request)
+        transport.write(self.request)
 
     def data_received(self, data: bytes) -> None:
         now_us = time.monotonic_ns() // 1000
@@ -130,30 +132,37 @@ class StreamConnection(asyncio.Protocol):
 
 
 class LoadClient:
-    def __init__(self, url: str, mode: str, spec: StreamSpec) -> None:
+    def __init__(self, url: str, mode: str, spec: StreamSpec, offset: int = 0,
+                 total: int = 1) -> None:
+        self.offset = offset  # this process's first stream in the whole phase
+        self.total = total  # streams in the whole phase, over all client processes
         host_port = url.split("//", 1)[1].split("/", 1)[0]
         self.host, port = host_port.rsplit(":", 1)
         self.port = int(port)
+        self.host_port = host_port
+        self.mode = mode
         self.spec = spec
         self.result = Result()
-        if mode == "direct":
+
+    def request_for(self, spec: StreamSpec) -> bytes:
+        host_port = self.host_port
+        if self.mode == "direct":
             body = json.dumps({"model": "bench", "stream": True,
                                "messages": [{"role": "user", "content": spec.question()}]}).encode()
-            self.request = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host_port}\r\n"
-                            f"Content-Type: application/json\r\nAccept: text/event-stream\r\n"
-                            f"Connection: close\r\nContent-Length: {len(body)}\r\n\r\n"
-                            ).encode() + body
-        else:
-            self.request = (f"GET /ai/streamChat?question={quote(spec.question())} HTTP/1.1\r\n"
-                            f"Host: {host_port}\r\nAccept: text/event-stream\r\n"
-                            f"Connection: close\r\n\r\n").encode()
+            return (f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host_port}\r\n"
+                    f"Content-Type: application/json\r\nAccept: text/event-stream\r\n"
+                    f"Connection: close\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+        return (f"GET /ai/streamChat?question={quote(spec.question())} HTTP/1.1\r\n"
+                f"Host: {host_port}\r\nAccept: text/event-stream\r\n"
+                f"Connection: close\r\n\r\n").encode()
 
-    async def one(self) -> None:
+    async def one(self, spec: StreamSpec) -> None:
         loop = asyncio.get_running_loop()
         opened = time.monotonic_ns()
+        request = self.request_for(spec)
         try:
             _, proto = await loop.create_connection(
-                lambda: StreamConnection(self, opened), self.host, self.port)
+                lambda: StreamConnection(self, opened, request), self.host, self.port)
         except OSError as exc:
             self.result.error(f"connect_{type(exc).__name__}")
             self.result.lost += self.spec.deltas
@@ -167,12 +176,17 @@ class LoadClient:
         base = max(start_at, loop.time())
         tasks: list[asyncio.Future[None]] = []
 
-        def launch() -> None:
-            tasks.append(asyncio.ensure_future(self.one()))
+        def launch(spec: StreamSpec) -> None:
+            tasks.append(asyncio.ensure_future(self.one(spec)))
 
+        spec = self.spec
         for i in range(streams):
-            loop.call_at(base + (ramp * i / streams if streams else 0), launch)
-        deadline = base + ramp + timeout
+            if self.spec.at:
+                # Stagger the first deltas evenly over one interval, so the
+                # deltas of all streams flow at a steady rate, not in bursts.
+                spec = replace(self.spec, at=self.spec.at + self.spec.every * (i + self.offset) / self.total)
+            loop.call_at(base + (ramp * i / streams if streams else 0), launch, spec)
+        deadline = max(base + ramp, self.spec.at) + timeout
         while len(tasks) < streams and loop.time() < deadline:
             await asyncio.sleep(0.05)
         pending: set[asyncio.Future[None]] = set()
@@ -223,10 +237,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ramp", type=float, default=0.0)
     parser.add_argument("--start-at", type=float, default=0.0)
     parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--first-at", type=float, default=0.0,
+                        help="CLOCK_MONOTONIC time of the first deltas (0: at once)")
+    parser.add_argument("--offset", type=int, default=0)
+    parser.add_argument("--total", type=int, default=0)
     args = parser.parse_args(argv)
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    client = LoadClient(args.url, args.mode, StreamSpec(args.deltas, args.every, args.pad))
+    client = LoadClient(args.url, args.mode,
+                        StreamSpec(args.deltas, args.every, args.pad, args.first_at),
+                        args.offset, args.total or args.streams)
     out = asyncio.run(client.run(args.streams, args.ramp, args.start_at, args.timeout))
     json.dump(out, sys.stdout)
     sys.stdout.write("\n")

@@ -45,18 +45,34 @@ class Phase:
     ramp: float
     clients: int = 2
     pad: int = 0
+    # Seconds after the ramp before the first deltas (then staggered over one
+    # interval); None: each stream's first delta goes as soon as it opens.
+    hold: float | None = None
     timeout: float = 60.0
     relay_flags: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
+        first = ("first delta at once" if self.hold is None else
+                 f"first deltas {self.hold:g}s after the last arrival, staggered")
         return (f"{self.streams} streams x {self.deltas} deltas every {self.every:g}s, "
-                f"arrivals over {self.ramp:g}s, {self.clients} client process(es)")
+                f"arrivals over {self.ramp:g}s, {first}, {self.clients} client process(es)")
 
 
+# "latency": 9,000 streams open over 15 s (600 a second), then, 3 s after the
+# last arrival, every stream runs its 10 deltas, first deltas staggered over
+# one second: 9,000 concurrent streams and 9,000 deltas a second, steady, the
+# way answers whose first token takes a while look. "arrivals": the same
+# streams with no wait, arriving over 9 s (1,000 a second, the least that keeps
+# all 9,000 ten-second streams open at once): the cost of accepting streams,
+# measured, not a target. The relay runs with its defaults (heartbeat after
+# 15 s of silence, default timeouts and caps); the throughput phase, whose
+# streams last 2 s, lowers the heartbeat to 1 s so its timers are armed and
+# re-armed during the run.
 FULL = [
-    Phase("latency", 9000, 10, 1.0, ramp=6.0),
-    Phase("throughput", 1000, 100, 0.02, ramp=1.0),
-    Phase("memory", 5000, 2, 8.0, ramp=3.0),
+    Phase("latency", 9000, 10, 1.0, ramp=15.0, hold=3.0),
+    Phase("arrivals", 9000, 10, 1.0, ramp=9.0),
+    Phase("throughput", 1000, 100, 0.02, ramp=1.0, relay_flags=["--heartbeat=1"]),
+    Phase("memory", 5000, 2, 8.0, ramp=5.0),
     Phase("ttfe", 500, 3, 0.2, ramp=0.0, clients=1),
 ]
 SMOKE = [
@@ -138,6 +154,8 @@ def run_load(phase: Phase, url: str, mode: str, server_pid: int,
     start_at = time.monotonic() + 1.0  # time for the client processes to start
     per = [phase.streams // phase.clients + (i < phase.streams % phase.clients)
            for i in range(phase.clients)]
+    offsets = [sum(per[:i]) for i in range(len(per))]
+    first_at = 0.0 if phase.hold is None else start_at + phase.ramp + phase.hold
     # Results go through files: a pipe would fill up and block a client
     # whose output (every latency sample) is larger than the pipe buffer.
     outfiles = [tempfile.TemporaryFile("w+") for _ in per]  # noqa: SIM115 -- closed below
@@ -146,9 +164,10 @@ def run_load(phase: Phase, url: str, mode: str, server_pid: int,
             [sys.executable, "-m", "bench.client", f"--url={url}", f"--mode={mode}",
              f"--streams={n}", f"--deltas={phase.deltas}", f"--every={phase.every}",
              f"--pad={phase.pad}", f"--ramp={phase.ramp}", f"--start-at={start_at}",
-             f"--timeout={phase.timeout}"],
+             f"--timeout={phase.timeout}", f"--first-at={first_at}", f"--offset={off}",
+             f"--total={phase.streams}"],
             cwd=ROOT, stdout=out, text=True)
-        for n, out in zip(per, outfiles, strict=True)
+        for n, off, out in zip(per, offsets, outfiles, strict=True)
     ]
     while time.monotonic() < start_at:
         time.sleep(0.01)
@@ -218,8 +237,7 @@ def run_phase(phase: Phase, log_path: Path, profile: bool = False) -> dict[str, 
     upstream, up_port = start_upstream()
     try:
         direct = run_load(phase, f"http://127.0.0.1:{up_port}", "direct", upstream.pid)
-        relay_proc, relay_port = start_relay(up_port, ["--heartbeat=1", *phase.relay_flags],
-                                             log_path)
+        relay_proc, relay_port = start_relay(up_port, phase.relay_flags, log_path)
         try:
             prof = log_path.with_name(f"relay-{phase.name}.pyspy.txt") if profile else None
             relay = run_load(phase, f"http://127.0.0.1:{relay_port}", "relay", relay_proc.pid,

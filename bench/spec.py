@@ -14,14 +14,18 @@ MARKER = re.compile(rb"d(\d+)@(\d+)")
 @dataclass(frozen=True)
 class StreamSpec:
     deltas: int = 10
-    every: float = 1.0  # seconds between deltas; the first goes at once
+    every: float = 1.0  # seconds between deltas
     pad: int = 0  # extra characters per delta (bigger deltas)
+    # CLOCK_MONOTONIC time of the first delta; 0: at once. Lets a phase open
+    # all its streams first and then run them all at once, like answers whose
+    # first token takes a while.
+    at: float = 0.0
 
     def question(self) -> str:
-        return f"bench n={self.deltas} every={self.every} pad={self.pad}"
+        return f"bench n={self.deltas} every={self.every} pad={self.pad} at={self.at:.6f}"
 
     @classmethod
     def parse(cls, text: str) -> StreamSpec:
         fields = dict(part.split("=", 1) for part in text.split() if "=" in part)
         return cls(int(fields.get("n", 10)), float(fields.get("every", 1.0)),
-                   int(fields.get("pad", 0)))
+                   int(fields.get("pad", 0)), float(fields.get("at", 0.0)))

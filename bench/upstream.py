@@ -108,7 +108,12 @@ class UpstreamConnection(asyncio.Protocol):
         head = HEAD + (b"\r\n" if self.keep_alive else b"Connection: close\r\n\r\n")
         self.transport.write(head)
         loop = asyncio.get_running_loop()
-        self._send(spec, 1, loop.time(), loop)
+        # loop.time() is CLOCK_MONOTONIC, the clock spec.at is given in.
+        t0 = max(loop.time(), spec.at)
+        if t0 > loop.time():
+            self.timer = loop.call_at(t0, self._send, spec, 1, t0, loop)
+        else:
+            self._send(spec, 1, t0, loop)
 
     def _send(self, spec: StreamSpec, seq: int, t0: float,
               loop: asyncio.AbstractEventLoop) -> None:
