@@ -182,9 +182,11 @@ class LoadClient:
         spec = self.spec
         for i in range(streams):
             if self.spec.at:
-                # Stagger the first deltas evenly over one interval, so the
-                # deltas of all streams flow at a steady rate, not in bursts.
-                spec = replace(self.spec, at=self.spec.at + self.spec.every * (i + self.offset) / self.total)
+                # Stagger the first deltas evenly over one stream's length,
+                # so deltas flow steadily and streams end at a steady rate,
+                # as they would in the steady state, not all in one second.
+                span = self.spec.every * self.spec.deltas
+                spec = replace(self.spec, at=self.spec.at + span * (i + self.offset) / self.total)
             loop.call_at(base + (ramp * i / streams if streams else 0), launch, spec)
         deadline = max(base + ramp, self.spec.at) + timeout
         while len(tasks) < streams and loop.time() < deadline:

@@ -53,15 +53,16 @@ class Phase:
 
     def describe(self) -> str:
         first = ("first delta at once" if self.hold is None else
-                 f"first deltas {self.hold:g}s after the last arrival, staggered")
+                 f"first deltas from {self.hold:g}s after the last arrival, staggered over "
+                 f"{self.deltas * self.every:g}s")
         return (f"{self.streams} streams x {self.deltas} deltas every {self.every:g}s, "
                 f"arrivals over {self.ramp:g}s, {first}, {self.clients} client process(es)")
 
 
-# "latency": 9,000 streams open over 15 s (600 a second), then, 3 s after the
-# last arrival, every stream runs its 10 deltas, first deltas staggered over
-# one second: 9,000 concurrent streams and 9,000 deltas a second, steady, the
-# way answers whose first token takes a while look. "arrivals": the same
+# "latency": 9,000 streams open over 15 s (600 a second); 3 s after the last
+# arrival the first deltas start, staggered over 10 s (one stream's length),
+# like answers whose first token takes a while: all 9,000 streams are open at
+# once, deltas peak at 9,000 a second and streams end at 900 a second. "arrivals": the same
 # streams with no wait, arriving over 9 s (1,000 a second, the least that keeps
 # all 9,000 ten-second streams open at once): the cost of accepting streams,
 # measured, not a target. The relay runs with its defaults (heartbeat after

@@ -150,10 +150,10 @@ class UpstreamTransfer:
         # 16 KiB, brings that to 22 KB (our request bodies are a few KiB).
         curl.setopt(pycurl.BUFFERSIZE, 16 * 1024)
         curl.setopt(pycurl.UPLOAD_BUFFERSIZE, 16 * 1024)
-        # Belt and braces for abort(): if libcurl runs this handle after we
-        # gave up on it, the progress callback stops it.
-        curl.setopt(pycurl.NOPROGRESS, 0)
-        curl.setopt(pycurl.XFERINFOFUNCTION, self._progress)
+        # No progress callback: libcurl would call it on every read and every
+        # second for each of thousands of transfers. An aborted transfer is
+        # removed from the multi handle, or, if it aborts from inside its
+        # own write callback, stopped by that callback's return value.
         curl.setopt(pycurl.TCP_NODELAY, 1)
         # Tornado sets NOSIGNAL only when other threads exist. Without it
         # libcurl brackets every socket_action with two sigaction() calls to
@@ -199,9 +199,6 @@ class UpstreamTransfer:
         finally:
             client.in_callback = False
         return 0 if self.aborted else len(chunk)
-
-    def _progress(self, *_args: int) -> int:
-        return 1 if self.aborted else 0
 
     def _on_chunk(self, chunk: bytes) -> None:
         if self.aborted or self.finished:
