@@ -10,23 +10,34 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.web import Application
 
+from tornado_sse.access_log import AccessLog, request_logger
 from tornado_sse.config import Settings
+from tornado_sse.cors import CorsPolicy
 from tornado_sse.demo_upstream import make_demo_upstream_app
+from tornado_sse.metrics import Metrics
 from tornado_sse.relay import Relay
 
+from .ops import HealthHandler, MetricsHandler
 from .stream_chat import StreamChatHandler
 
 log = logging.getLogger("tornado_sse.app")
 
 
-def make_app(settings: Settings, relay: Relay) -> Application:
+def make_app(settings: Settings, relay: Relay, metrics: Metrics | None = None) -> Application:
     deps = {"settings": settings, "relay": relay}
+    metrics = metrics or Metrics(settings.max_streams)
     return Application(
         [
             (r"/ai/streamChat", StreamChatHandler, deps),
+            (r"/healthz", HealthHandler, {"relay": relay}),
+            (r"/metrics", MetricsHandler, {"metrics": metrics}),
         ],
         # Never compress: gzip buffers, and SSE must flush each event.
         compress_response=False,
+        # One line per non-stream request (path only, never the query string);
+        # streams get theirs from AccessLog when they end.
+        log_function=request_logger(metrics),
+        cors=CorsPolicy(settings.cors_origins),
     )
 
 
@@ -38,9 +49,10 @@ class Server:
     upstream_url: str
     demo_server: HTTPServer | None = None
     servers: list[HTTPServer] = field(default_factory=list)
+    metrics: Metrics | None = None
 
     def listen(self, sockets: list[socket.socket]) -> HTTPServer:
-        server = HTTPServer(self.app, idle_connection_timeout=3600)
+        server = HTTPServer(self.app, idle_connection_timeout=3600, xheaders=self.settings.xheaders)
         server.add_sockets(sockets)
         self.servers.append(server)
         return server
@@ -49,6 +61,10 @@ class Server:
         for server in self.servers:
             server.stop()
         self.relay.close()
+        for server in self.servers:
+            await server.close_all_connections()
+        if self.metrics is not None:
+            self.metrics.close()
         if self.demo_server is not None:
             self.demo_server.stop()
             await self.demo_server.close_all_connections()
@@ -57,7 +73,12 @@ class Server:
 def start_demo_upstream(settings: Settings) -> tuple[HTTPServer, str]:
     """Serve the demo upstream on an ephemeral loopback port of this process."""
     sockets = bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
-    server = HTTPServer(make_demo_upstream_app(settings.demo_delay))
+    demo_app = make_demo_upstream_app(settings.demo_delay)
+    # Each demo answer would otherwise add a tornado.access line next to the
+    # stream's own access-log line; keep them for debugging only.
+    demo_app.settings["log_function"] = request_logger(
+        logger=logging.getLogger("tornado_sse.demo_upstream"), quiet_paths=("/v1/chat/completions",))
+    server = HTTPServer(demo_app)
     server.add_sockets(sockets)
     port = sockets[0].getsockname()[1]
     return server, f"http://127.0.0.1:{port}/v1"
@@ -72,5 +93,8 @@ def create_server(settings: Settings) -> Server:
         log.info("using the embedded demo upstream at %s", upstream_url)
     relay = Relay(settings, upstream_url)
     relay.start()
-    app = make_app(settings, relay)
-    return Server(settings, relay, app, upstream_url, demo_server)
+    metrics = Metrics(settings.max_streams)
+    metrics.attach(relay)
+    AccessLog(settings.log_content).attach(relay)
+    app = make_app(settings, relay, metrics)
+    return Server(settings, relay, app, upstream_url, demo_server, metrics=metrics)

@@ -1,4 +1,4 @@
-"""Shared handler plumbing: JSON errors without tracebacks."""
+"""Shared handler plumbing: JSON errors without tracebacks, CORS, who is asking."""
 
 from __future__ import annotations
 
@@ -7,13 +7,59 @@ from typing import Any
 
 from tornado.web import HTTPError, RequestHandler
 
+from tornado_sse.cors import CorsPolicy
 from tornado_sse.errors import RequestError
 
 log = logging.getLogger("tornado_sse.handlers")
 
 
 class JSONErrorHandler(RequestHandler):
-    """Every error leaves as ``{"error": {"code", "message"}}``, never a traceback."""
+    """Every error leaves as ``{"error": {"code", "message"}}``, never a traceback.
+
+    Also: CORS headers on every response (errors included, so a page on another
+    origin can read them) and preflight answers, from the ``cors`` policy in the
+    application settings.
+    """
+
+    # Set true once this request serves a stream: its access-log line is then
+    # written when the stream ends (tornado_sse.access_log), not per request.
+    logs_own_access = False
+
+    def set_default_headers(self) -> None:
+        # Called from RequestHandler.__init__ (before initialize) and on clear().
+        cors: CorsPolicy | None = self.application.settings.get("cors")
+        if cors is not None:
+            for name, value in cors.response_headers(self.request.headers.get("Origin")).items():
+                self.set_header(name, value)
+
+    def options(self, *args: str) -> None:
+        """CORS preflight: 204 with the grants, or 403 for an origin not allowed."""
+        origin = self.request.headers.get("Origin")
+        if origin is None or "Access-Control-Request-Method" not in self.request.headers:
+            self.set_status(204)  # not a preflight: nothing to grant
+            self.finish()
+            return
+        cors: CorsPolicy | None = self.application.settings.get("cors")
+        headers = None
+        if cors is not None:
+            headers = cors.preflight_headers(
+                origin,
+                self.request.headers.get("Access-Control-Request-Method"),
+                self.request.headers.get("Access-Control-Request-Headers"))
+        if headers is None:
+            self.send_request_error(RequestError(
+                403, "cors_forbidden", "Cross-origin requests from this origin are not allowed."))
+            return
+        for name, value in headers.items():
+            self.set_header(name, value)
+        self.set_status(204)
+        self.finish()
+
+    def client_label(self) -> str:
+        """Who is asking, for logs: the client address (with ``--xheaders``, the one
+        the proxy reports). Where client tokens exist, their *name* belongs here --
+        never the token itself."""
+        return self.request.remote_ip or "-"
 
     def send_request_error(self, error: RequestError) -> None:
         self.clear()

@@ -58,6 +58,11 @@ class StreamChatHandler(JSONErrorHandler):
             self.send_request_error(exc)
             return
         self.stream = stream
+        self.logs_own_access = True
+        stream.info.update(client=self.client_label(), method=self.request.method or "",
+                           path=self.request.path)
+        if self.cfg.log_content:
+            stream.info["question"] = request.messages[-1]["content"]
         for name, value in SSE_HEADERS.items():
             self.set_header(name, value)
         self.set_header("X-Stream-Id", stream.session.id)
@@ -73,7 +78,7 @@ class StreamChatHandler(JSONErrorHandler):
 
     def _channel_closed(self, channel: ClientChannel, error: StreamError | None) -> None:
         if self.stream is not None:
-            self.relay.listener_left(self.stream, channel)
+            self.relay.listener_left(self.stream, channel, error)
 
     def on_connection_close(self) -> None:
         # The browser went away: the channel detaches, and a stream nobody

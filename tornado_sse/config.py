@@ -49,6 +49,12 @@ class Settings:
     temperature_max: float = 2.0
     # Pacing of the embedded demo upstream, seconds between tokens.
     demo_delay: float = 0.03
+    # Operations: graceful shutdown, logs, CORS, reverse proxy.
+    drain_timeout: float = 30.0
+    log_format: str = "text"  # or "json"
+    log_content: bool = False  # put the question text in access-log lines
+    cors_origins: tuple[str, ...] = ()
+    xheaders: bool = False  # trust X-Real-IP / X-Forwarded-For from a proxy
 
     @property
     def uses_demo_upstream(self) -> bool:
@@ -58,7 +64,8 @@ class Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
-# (flag, Settings field, type, help). Timeouts of 0 mean "off".
+# (flag, Settings field, type, help). Timeouts of 0 mean "off". A ``bool`` type
+# makes a switch (``--log-content``); ``list`` a repeatable flag (a tuple field).
 _FLAGS: list[tuple[str, str, type, str]] = [
     ("--host", "host", str, "address to listen on"),
     ("--port", "port", int, "port to listen on"),
@@ -81,6 +88,14 @@ _FLAGS: list[tuple[str, str, type, str]] = [
     ("--max-streams", "max_streams", int,
      "concurrent streams before 503 (default: from the open-file limit)"),
     ("--demo-delay", "demo_delay", float, "seconds between tokens of the embedded demo upstream"),
+    ("--drain-timeout", "drain_timeout", float,
+     "on SIGTERM/SIGINT, seconds running streams may take to finish before they are ended"),
+    ("--log-format", "log_format", str, "log lines as 'text' or 'json'"),
+    ("--log-content", "log_content", bool, "include the question text in access-log lines"),
+    ("--cors-origin", "cors_origins", list,
+     "allow browser calls from this origin, e.g. https://app.example.com ('*' = any); repeatable"),
+    ("--xheaders", "xheaders", bool,
+     "trust X-Real-IP/X-Forwarded-For (only behind a reverse proxy that sets them)"),
 ]
 
 
@@ -93,8 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for flag, name, typ, help_text in _FLAGS:
         default = getattr(defaults, name)
-        parser.add_argument(flag, dest=name, type=typ, default=None,
-                            help=f"{help_text} (default: {default})")
+        if typ is bool:
+            parser.add_argument(flag, dest=name, action="store_true", default=None, help=help_text)
+        elif typ is list:
+            parser.add_argument(flag, dest=name, action="append", default=None, help=help_text,
+                                metavar=flag.lstrip("-").upper().replace("-", "_"))
+        else:
+            parser.add_argument(flag, dest=name, type=typ, default=None,
+                                help=f"{help_text} (default: {default})")
     return parser
 
 
@@ -114,9 +135,11 @@ def settings_from_args(
     for _flag, name, _typ, _help in _FLAGS:
         value = getattr(args, name)
         if value is not None:
-            values[name] = value
+            values[name] = tuple(value) if isinstance(value, list) else value
+    if values.get("log_format", "text") not in ("text", "json"):
+        raise SystemExit("run.py: --log-format must be 'text' or 'json'")
     for name in ("heartbeat", "connect_timeout", "first_token_timeout", "idle_timeout",
-                 "total_timeout", "demo_delay"):
+                 "total_timeout", "demo_delay", "drain_timeout"):
         if name in values and float(values[name]) < 0:  # type: ignore[arg-type]
             raise SystemExit(f"run.py: --{name.replace('_', '-')} must be >= 0")
     return Settings(**values)  # type: ignore[arg-type]

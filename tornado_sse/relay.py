@@ -14,13 +14,18 @@ from typing import Any
 
 from .completions import CompletionDecoder, end_reason_for
 from .config import Settings
-from .errors import Overloaded, StreamError
+from .errors import Overloaded, ShuttingDown, StreamError
 from .session import Listener, Outcome, StreamSession
 from .sse import SSEBufferOverflow, SSEParser
 from .timer_wheel import Timer, TimerWheel
 from .upstream import UpstreamClient, UpstreamTransfer
 
 log = logging.getLogger("tornado_sse.relay")
+
+# Why an upstream transfer was cut short, for metrics and the access log.
+# "stop" is an explicit Stop request; "error" a protocol or in-band error.
+ABORT_CAUSES = ("disconnect", "stop", "timeout", "slow_client", "error", "shutdown")
+_TIMEOUT_CODES = frozenset({"upstream_timeout", "upstream_idle", "upstream_total"})
 
 
 class RelayedStream:
@@ -36,7 +41,13 @@ class RelayedStream:
         self.started_at = now
         self.last_chunk_at = now
         self.first_token_at: float | None = None
+        self.ended_at: float | None = None
         self.watchdog: Timer | None = None
+        # Set when this stream aborted a live upstream transfer (see ABORT_CAUSES).
+        self.abort_cause: str | None = None
+        # Who asked and through which endpoint, for the access log; filled by
+        # whoever opened the stream (e.g. {"client": ..., "path": ...}).
+        self.info: dict[str, str] = {}
 
     # -- UpstreamSink ----------------------------------------------------------
 
@@ -82,23 +93,31 @@ class RelayedStream:
     def fail(self, error: StreamError, abort: bool = True) -> None:
         log.warning("stream %s upstream error %s: %s", self.session.id, error.code, error.detail)
         if abort:
-            self.abort()
+            self.abort("timeout" if error.code in _TIMEOUT_CODES else "error")
         self.finish(Outcome("error", error=error))
 
-    def cancel(self, reason: str = "cancelled") -> None:
-        """Stop the answer on purpose (client gone, Stop, shutdown)."""
-        self.abort()
-        self.finish(Outcome(reason))
+    def cancel(self, reason: str = "cancelled", cause: str = "disconnect",
+               retry_ms: int | None = None) -> None:
+        """Stop the answer on purpose (client gone, Stop, shutdown).
 
-    def abort(self) -> None:
-        if self.transfer is not None:
-            self.transfer.abort()
+        ``cause`` says why, for metrics; ``retry_ms`` is a reconnection hint
+        sent to listeners just before their ``end``.
+        """
+        self.abort(cause)
+        self.finish(Outcome(reason, retry_ms=retry_ms))
+
+    def abort(self, cause: str = "error") -> None:
+        transfer = self.transfer
+        if transfer is not None and not (transfer.finished or transfer.aborted):
+            self.abort_cause = cause
+            transfer.abort()
 
     def finish(self, outcome: Outcome) -> None:
         if self.watchdog is not None:
             self.watchdog.cancel()
             self.watchdog = None
         if not self.session.ended:
+            self.ended_at = self.relay.wheel.clock()
             self.session.end(outcome)
             self.relay._stream_ended(self)
 
@@ -156,14 +175,21 @@ class Relay:
             connect_timeout=settings.connect_timeout,
         )
         self.streams: dict[str, RelayedStream] = {}
+        # Observation points for metrics and logs, kept off the per-delta path:
+        # each runs once per stream (open, end) or once per departing listener.
+        self.on_stream_open: list[Callable[[RelayedStream], None]] = []
         self.on_stream_end: list[Callable[[RelayedStream], None]] = []
+        self.on_listener_left: list[Callable[[RelayedStream, Listener], None]] = []
+        # False while shutting down: new streams are refused with 503.
+        self.accepting = True
 
     def start(self) -> None:
         self.wheel.start()
 
     def close(self) -> None:
+        self.accepting = False
         for stream in list(self.streams.values()):
-            stream.cancel("shutdown")
+            stream.cancel("shutdown", cause="shutdown")
         self.wheel.stop()
         self.upstream.close()
 
@@ -185,7 +211,9 @@ class Relay:
         return json.dumps(body, ensure_ascii=False).encode()
 
     def open(self, body: bytes, session: StreamSession | None = None) -> RelayedStream:
-        """Start a stream now or raise :class:`Overloaded` at once."""
+        """Start a stream now or raise :class:`Overloaded` (or :class:`ShuttingDown`) at once."""
+        if not self.accepting:
+            raise ShuttingDown()
         if len(self.streams) >= self.settings.max_streams:
             raise Overloaded(self.settings.max_streams)
         session = session or StreamSession()
@@ -197,13 +225,25 @@ class Relay:
             del self.streams[session.id]
             raise Overloaded(self.settings.max_streams) from None
         stream.arm_watchdog()
+        for callback in self.on_stream_open:
+            callback(stream)
         return stream
 
-    def listener_left(self, stream: RelayedStream, listener: Listener) -> None:
-        """A client went away: with nobody left, stop paying for the answer."""
+    def listener_left(self, stream: RelayedStream, listener: Listener,
+                      error: StreamError | None = None) -> None:
+        """A client went away: with nobody left, stop paying for the answer.
+
+        ``error`` is why the listener was cut off, if it was (``slow_client``).
+        """
         stream.session.detach(listener)
+        for callback in self.on_listener_left:
+            callback(stream, listener)
         if not stream.session.listeners and not stream.session.ended:
-            stream.cancel("cancelled")
+            if error is not None and error.code == "slow_client":
+                stream.abort("slow_client")
+                stream.finish(Outcome("error", error=error))
+            else:
+                stream.cancel("cancelled", cause="disconnect")
 
     def _stream_ended(self, stream: RelayedStream) -> None:
         self.streams.pop(stream.session.id, None)
