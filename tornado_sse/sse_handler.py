@@ -144,6 +144,9 @@ class UpstreamCall:
         if not self._left:
             self._left = True
             self._relay.listener_left(self._stream, self, error)
+        if not self._ended.done():
+            # Detached, this call hears no on_end: finish it here.
+            self._ended.set_result(self._stream.session.outcome or Outcome("cancelled"))
 
 
 class SSEHandler(RequestHandler):
