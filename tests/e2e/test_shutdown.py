@@ -20,9 +20,11 @@ from .test_run_py import free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def start_run_py(*args: str) -> tuple[asyncio.subprocess.Process, int, list[str]]:
+async def start_run_py(*args: str, extra_env: dict[str, str] | None = None,
+                       ) -> tuple[asyncio.subprocess.Process, int, list[str]]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PROMETHEUS_"))}
+    env.update(extra_env or {})
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "run.py", f"--port={port}", *args, cwd=ROOT, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
