@@ -91,6 +91,7 @@ class Metrics:
     def __init__(self, max_streams: int | None = None) -> None:
         self.multiprocess_dir = os.environ.get(ENV) or None
         if self.multiprocess_dir:
+            os.makedirs(self.multiprocess_dir, exist_ok=True)
             _use_multiprocess_values()
         # A registry of our own (never the global default), so tests may
         # build many servers in one process.

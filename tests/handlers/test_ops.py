@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 from typing import Any
 from urllib.parse import quote
 
@@ -236,3 +237,28 @@ async def test_no_cors_by_default(app: Running) -> None:
     pre = await request(app.url("/ai/streamChat"), "OPTIONS", headers={
         "Origin": "https://app.example", "Access-Control-Request-Method": "POST"})
     assert pre.status == 403
+
+
+async def test_slow_client_abort_is_counted(app: Running, fake: FakeUpstream,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    big = "x" * 16384
+    fake.queue(Script.stream(sse_stream([big] * 800), piece=65536))
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # and then never read
+    sock.setblocking(False)
+    try:
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", app.port))
+        sock.send(b"GET /ai/streamChat?question=x HTTP/1.1\r\nHost: x\r\n\r\n")
+        while not fake.received:
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(fake.received[0].closed.wait(), 20)
+    finally:
+        sock.close()
+    assert not fake.received[0].finished
+    text = await metrics_text(app)
+    assert value(text, "tornado_sse_upstream_aborts_total", cause="slow_client") == 1
+    assert value(text, "tornado_sse_streams_finished_total", reason="error", code="slow_client") == 1
+    (line,) = access_records(caplog)
+    assert line["reason"] == "error" and line["code"] == "slow_client"
+    assert line["abort"] == "slow_client"
