@@ -74,6 +74,13 @@ class StreamingCurlClient(CurlAsyncHTTPClient):
             self._free_list.append(curl)
         super()._process_queue()
 
+    def _curl_debug(self, debug_type: int, debug_msg: Any) -> None:
+        # Tornado logs every request header at DEBUG level, our key included.
+        if debug_type in (0, 1, 2):
+            text = debug_msg.decode("latin-1") if isinstance(debug_msg, bytes) else str(debug_msg)
+            debug_msg = redact(text)
+        super()._curl_debug(debug_type, debug_msg)
+
     @property
     def active(self) -> int:
         return len(self._curls) - len(self._free_list)
