@@ -61,5 +61,6 @@ class Clients:
         if principal is None:
             return
         self.limiter.release(principal)
-        outcome = stream.session.outcome
-        self.usage.record(principal, outcome.usage if outcome is not None else None)
+        # What the upstream reported, however the stream ended (a stream cut
+        # after the usage chunk but before [DONE] was still billed).
+        self.usage.record(principal, stream.decoder.usage)

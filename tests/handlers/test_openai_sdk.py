@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -307,3 +308,26 @@ async def test_unknown_v1_path_and_method(v1: Running) -> None:
     assert resp.status == 405
     assert json.loads(resp.raw) == {"error": {
         "message": "Method Not Allowed", "type": "invalid_request_error", "param": None, "code": "http_405"}}
+
+
+async def test_a_client_that_stops_reading_is_cut_off_and_the_upstream_stopped(v1: Running,
+                                                                              fake: FakeUpstream) -> None:
+    # 8 MiB of chunks against a client that reads nothing: more than the kernel
+    # buffers hold, so our 256 KiB allowance runs out and the client is dropped.
+    fake.queue(Script.stream(sse_stream(["x" * 65536] * 128), piece=1 << 20, hang=True))
+    body = json.dumps({"model": "m", "messages": USER, "stream": True}).encode()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", v1.port))
+    _reader, writer = await asyncio.open_connection(sock=sock)
+    try:
+        writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                     + ALICE.encode() + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        while not fake.received:
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(fake.received[0].closed.wait(), 10)
+        await asyncio.sleep(0.05)
+        assert v1.relay.active == 0
+        assert v1.server.clients.limiter.streams(v1.server.clients.authenticate(ALICE)) == 0
+    finally:
+        writer.close()
