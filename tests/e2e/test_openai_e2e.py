@@ -111,3 +111,10 @@ def test_openai_sdk_against_run_py(server: Server) -> None:
     server_log = server.stop()
     assert "token=[REDACTED]" in server_log
     assert TOKEN not in server_log
+
+
+def test_help_lists_the_token_flags() -> None:
+    out = run_briefly(["--help"]).stdout
+    for flag in ("--tokens-file", "--allow-anonymous", "--max-streams-per-token", "--rate-limit",
+                 "--no-upstream-usage", "TORNADO_SSE_TOKENS"):
+        assert flag in out
