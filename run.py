@@ -16,6 +16,7 @@ import sys
 from tornado.netutil import bind_sockets
 
 from handlers.app import create_server
+from tornado_sse.auth import TokenConfigError, TokenTable, check_bind
 from tornado_sse.config import Settings, settings_from_args
 from tornado_sse.log_format import configure_logging
 from tornado_sse.shutdown import GracefulShutdown
@@ -37,7 +38,13 @@ def raise_open_file_limit() -> int:
 
 async def serve(settings: Settings) -> int:
     raise_open_file_limit()
-    server = create_server(settings)
+    try:
+        tokens = TokenTable.from_settings(settings)
+        check_bind(settings.host, tokens, settings.allow_anonymous)
+    except TokenConfigError as exc:
+        print(f"run.py: {exc}", file=sys.stderr, flush=True)
+        return 2
+    server = create_server(settings, tokens)
     # SIGTERM/SIGINT: stop accepting, drain, end the rest (tornado_sse/shutdown.py);
     # a second signal ends the remaining streams at once. Installed before we
     # listen, so that a signal can never find the default handler (exit -15).
@@ -52,7 +59,8 @@ async def serve(settings: Settings) -> int:
     port = sockets[0].getsockname()[1]
     upstream = "embedded demo upstream" if settings.uses_demo_upstream else settings.upstream_url
     print(f"tornado_sse listening on http://{settings.host}:{port}/ (upstream: {upstream}, "
-          f"max streams: {settings.max_streams})", flush=True)
+          f"max streams: {settings.max_streams}, client tokens: "
+          f"{len(tokens.names) if tokens.enabled else 'none (anonymous)'})", flush=True)
 
     await shutdown.requested.wait()
     log.info("shutting down")

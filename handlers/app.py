@@ -11,31 +11,42 @@ from tornado.netutil import bind_sockets
 from tornado.web import Application
 
 from tornado_sse.access_log import AccessLog, request_logger
+from tornado_sse.auth import TokenTable
+from tornado_sse.clients import Clients
 from tornado_sse.config import Settings
 from tornado_sse.cors import CorsPolicy
 from tornado_sse.demo_upstream import make_demo_upstream_app
 from tornado_sse.metrics import Metrics
 from tornado_sse.relay import Relay
 
+from . import openai_compat
 from .ops import HealthHandler, MetricsHandler
 from .stream_chat import StreamChatHandler
 
 log = logging.getLogger("tornado_sse.app")
 
 
-def make_app(settings: Settings, relay: Relay, metrics: Metrics | None = None) -> Application:
+def make_app(settings: Settings, relay: Relay, clients: Clients | None = None,
+             metrics: Metrics | None = None) -> Application:
     deps = {"settings": settings, "relay": relay}
+    if clients is None:
+        clients = Clients.from_settings(settings)
+        clients.attach(relay)
     metrics = metrics or Metrics(settings.max_streams)
     return Application(
         [
             (r"/ai/streamChat", StreamChatHandler, deps),
+            *openai_compat.routes(deps),
             (r"/healthz", HealthHandler, {"relay": relay}),
             (r"/metrics", MetricsHandler, {"metrics": metrics}),
         ],
         # Never compress: gzip buffers, and SSE must flush each event.
         compress_response=False,
-        # One line per non-stream request (path only, never the query string);
-        # streams get theirs from AccessLog when they end.
+        # Handlers with ClientAuthMixin read the token table, limits and usage here.
+        clients=clients,
+        # One line per non-stream request (path only, never the query string,
+        # which may hold the question or a token); streams get theirs from
+        # AccessLog when they end.
         log_function=request_logger(metrics),
         cors=CorsPolicy(settings.cors_origins),
     )
@@ -46,6 +57,7 @@ class Server:
     settings: Settings
     relay: Relay
     app: Application
+    clients: Clients
     upstream_url: str
     demo_server: HTTPServer | None = None
     servers: list[HTTPServer] = field(default_factory=list)
@@ -84,8 +96,13 @@ def start_demo_upstream(settings: Settings) -> tuple[HTTPServer, str]:
     return server, f"http://127.0.0.1:{port}/v1"
 
 
-def create_server(settings: Settings) -> Server:
-    """Build everything that does not need a listening socket. Call from a running loop."""
+def create_server(settings: Settings, tokens: TokenTable | None = None) -> Server:
+    """Build everything that does not need a listening socket. Call from a running loop.
+
+    ``tokens``: the client-token table, if already loaded (run.py loads it first
+    to refuse a bad configuration before starting anything); else from settings.
+    """
+    clients = Clients.from_settings(settings, tokens)
     demo_server = None
     upstream_url = settings.upstream_url
     if upstream_url is None:
@@ -93,8 +110,9 @@ def create_server(settings: Settings) -> Server:
         log.info("using the embedded demo upstream at %s", upstream_url)
     relay = Relay(settings, upstream_url)
     relay.start()
+    clients.attach(relay)
     metrics = Metrics(settings.max_streams)
     metrics.attach(relay)
     AccessLog(settings.log_content).attach(relay)
-    app = make_app(settings, relay, metrics)
-    return Server(settings, relay, app, upstream_url, demo_server, metrics=metrics)
+    app = make_app(settings, relay, clients, metrics)
+    return Server(settings, relay, app, clients, upstream_url, demo_server, metrics=metrics)

@@ -262,3 +262,18 @@ async def test_slow_client_abort_is_counted(app: Running, fake: FakeUpstream,
     (line,) = access_records(caplog)
     assert line["reason"] == "error" and line["code"] == "slow_client"
     assert line["abort"] == "slow_client"
+
+
+async def test_preflight_needs_no_token(make_app: Any, settings: Any, fake: FakeUpstream) -> None:
+    app = make_app(settings.replace(cors_origins=("https://app.example",),
+                                    tokens="tok-alice-0123456789abcdef alice"))
+    for path in ("/ai/streamChat", "/v1/chat/completions"):
+        pre = await request(app.url(path), "OPTIONS", headers={
+            "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type"})
+        assert pre.status == 204, path
+        assert pre.headers["access-control-allow-headers"] == "authorization, content-type"
+    # the actual request still needs its token, and its refusal is readable cross-origin
+    resp = await request(app.url(q("x")), headers={"Origin": "https://app.example"})
+    assert resp.status == 401
+    assert resp.headers["access-control-allow-origin"] == "https://app.example"
