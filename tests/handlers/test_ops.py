@@ -277,3 +277,15 @@ async def test_preflight_needs_no_token(make_app: Any, settings: Any, fake: Fake
     resp = await request(app.url(q("x")), headers={"Origin": "https://app.example"})
     assert resp.status == 401
     assert resp.headers["access-control-allow-origin"] == "https://app.example"
+
+
+async def test_rate_limit_refusals_counted(make_app: Any, settings: Any, fake: FakeUpstream) -> None:
+    app = make_app(settings.replace(max_streams_per_token=1))
+    fake.queue(Script(hang=True))
+    held = await request(app.url(q("held")))
+    await held.next_event()
+    refused = await request(app.url(q("second")))
+    assert refused.status == 429
+    text = await metrics_text(app)
+    assert value(text, "tornado_sse_requests_refused_total", status="429") == 1
+    assert value(text, "tornado_sse_requests_refused_total", status="503") == 0
