@@ -14,6 +14,7 @@ from tornado_sse.config import Settings
 from tornado_sse.demo_upstream import make_demo_upstream_app
 from tornado_sse.relay import Relay
 
+from .static_page import static_routes
 from .stream_chat import StreamChatHandler
 
 log = logging.getLogger("tornado_sse.app")
@@ -24,6 +25,7 @@ def make_app(settings: Settings, relay: Relay) -> Application:
     return Application(
         [
             (r"/ai/streamChat", StreamChatHandler, deps),
+            *static_routes(),
         ],
         # Never compress: gzip buffers, and SSE must flush each event.
         compress_response=False,
