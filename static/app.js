@@ -315,11 +315,10 @@ function autosize() {
 
 // --- input: Enter sends, Shift+Enter is a newline, Enter while composing is the IME's ----
 
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && current) current.stop();
+});
 ui.question.addEventListener("keydown", (event) => {
-  if (event.key === "Escape" && current) {
-    current.stop();
-    return;
-  }
   if (event.key !== "Enter" || event.shiftKey) return;
   // During IME composition (Chinese, Japanese, ...) Enter confirms the candidate. Safari
   // reports the confirming keydown with isComposing false but keyCode 229.

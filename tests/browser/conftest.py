@@ -3,6 +3,8 @@
 Playwright's own browser download does not work in this environment; it launches the
 system ``chromium`` through ``executable_path`` instead. Without a Chromium the tests are
 skipped with a message, except under CI (``CI=true``), where that is a failure.
+Playwright itself is a declared test dependency (the ``test`` extra): without it the
+tests error at import, as for any other missing dependency.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect, sync_playwright
 
 from .live_server import LiveServer
 
@@ -52,10 +55,6 @@ def browser() -> Iterator[Any]:
     path = find_chromium()
     if path is None:
         unavailable("no Chromium executable found (apt-get install chromium, or set CHROMIUM_PATH)")
-    try:
-        from playwright.sync_api import expect, sync_playwright
-    except ImportError:
-        unavailable("Python playwright is not installed (pip install -e '.[test]')")
     expect.set_options(timeout=10_000)
     # Package scope: Playwright's loop is gone before the asyncio-based tests elsewhere run.
     with sync_playwright() as pw:
