@@ -16,6 +16,7 @@ import sys
 from tornado.netutil import bind_sockets
 
 from handlers.app import create_server
+from tornado_sse.auth import TokenConfigError, TokenTable, check_bind
 from tornado_sse.config import settings_from_args
 
 log = logging.getLogger("tornado_sse")
@@ -36,14 +37,21 @@ def raise_open_file_limit() -> int:
 async def serve(argv: list[str]) -> int:
     raise_open_file_limit()
     settings = settings_from_args(argv)
-    server = create_server(settings)
+    try:
+        tokens = TokenTable.from_settings(settings)
+        check_bind(settings.host, tokens, settings.allow_anonymous)
+    except TokenConfigError as exc:
+        print(f"run.py: {exc}", file=sys.stderr, flush=True)
+        return 2
+    server = create_server(settings, tokens)
     # A deep backlog absorbs bursts of arrivals (the kernel caps it at somaxconn).
     sockets = bind_sockets(settings.port, settings.host, backlog=4096)
     server.listen(sockets)
     port = sockets[0].getsockname()[1]
     upstream = "embedded demo upstream" if settings.uses_demo_upstream else settings.upstream_url
     print(f"tornado_sse listening on http://{settings.host}:{port}/ (upstream: {upstream}, "
-          f"max streams: {settings.max_streams})", flush=True)
+          f"max streams: {settings.max_streams}, client tokens: "
+          f"{len(tokens.names) if tokens.enabled else 'none (anonymous)'})", flush=True)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
