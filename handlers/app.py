@@ -21,6 +21,7 @@ from tornado_sse.relay import Relay
 
 from . import openai_compat
 from .ops import HealthHandler, MetricsHandler
+from .static_page import static_routes
 from .stream_chat import StreamChatHandler
 
 log = logging.getLogger("tornado_sse.app")
@@ -39,6 +40,7 @@ def make_app(settings: Settings, relay: Relay, clients: Clients | None = None,
             *openai_compat.routes(deps),
             (r"/healthz", HealthHandler, {"relay": relay}),
             (r"/metrics", MetricsHandler, {"metrics": metrics}),
+            *static_routes(),
         ],
         # Never compress: gzip buffers, and SSE must flush each event.
         compress_response=False,
