@@ -13,6 +13,7 @@ from tornado_sse.config import Settings
 from tornado_sse.errors import RequestError, StreamError
 from tornado_sse.relay import Relay, RelayedStream
 
+from .auth import ClientAuthMixin
 from .base import JSONErrorHandler
 from .client_socket import limit_send_buffer
 from .sse_writer import DirectWriter
@@ -27,7 +28,10 @@ SSE_HEADERS = {
 }
 
 
-class StreamChatHandler(JSONErrorHandler):
+class StreamChatHandler(ClientAuthMixin, JSONErrorHandler):
+    # EventSource cannot send headers: GET also takes ?token= or the cookie.
+    url_token_methods = frozenset({"GET"})
+
     def initialize(self, settings: Settings, relay: Relay) -> None:
         self.cfg = settings
         self.relay = relay
@@ -55,11 +59,16 @@ class StreamChatHandler(JSONErrorHandler):
     async def _relay(self, request: ChatRequest) -> None:
         body = self.relay.upstream_body(request.messages, request.model, request.temperature)
         try:
-            stream = self.relay.open(body)
+            stream = self.open_stream(self.relay, body)
         except RequestError as exc:
             self.send_request_error(exc)
             return
         self.stream = stream
+        self.logs_own_access = True
+        stream.info.update(client=self.client_label(), method=self.request.method or "",
+                           path=self.request.path)
+        if self.cfg.log_content:
+            stream.info["question"] = request.messages[-1]["content"]
         for name, value in SSE_HEADERS.items():
             self.set_header(name, value)
         self.set_header("X-Stream-Id", stream.session.id)
@@ -81,7 +90,7 @@ class StreamChatHandler(JSONErrorHandler):
 
     def _channel_closed(self, channel: ClientChannel, error: StreamError | None) -> None:
         if self.stream is not None:
-            self.relay.listener_left(self.stream, channel)
+            self.relay.listener_left(self.stream, channel, error)
 
     def on_connection_close(self) -> None:
         # The browser went away: the channel detaches, and a stream nobody

@@ -56,6 +56,22 @@ class Settings:
     temperature_max: float = 2.0
     # Pacing of the embedded demo upstream, seconds between tokens.
     demo_delay: float = 0.03
+    # Client tokens (see tornado_sse/auth.py): a file of "TOKEN [NAME]" lines
+    # and/or the same entries from TORNADO_SSE_TOKENS. Neither set: anonymous.
+    tokens_file: str | None = None
+    tokens: str | None = field(default=None, repr=False)
+    allow_anonymous: bool = False
+    # Per-token limits (0 = off): concurrent streams, requests per minute.
+    max_streams_per_token: int = 0
+    rate_limit: int = 0
+    # Ask the upstream for a usage chunk (stream_options.include_usage).
+    upstream_usage: bool = True
+    # Operations: graceful shutdown, logs, CORS, reverse proxy.
+    drain_timeout: float = 30.0
+    log_format: str = "text"  # or "json"
+    log_content: bool = False  # put the question text in access-log lines
+    cors_origins: tuple[str, ...] = ()
+    xheaders: bool = False  # trust X-Real-IP / X-Forwarded-For from a proxy
 
     @property
     def uses_demo_upstream(self) -> bool:
@@ -65,7 +81,8 @@ class Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
-# (flag, Settings field, type, help). Timeouts of 0 mean "off".
+# (flag, Settings field, type, help). Timeouts of 0 mean "off". A ``list`` type
+# makes a repeatable flag (its field is a tuple).
 _FLAGS: list[tuple[str, str, type, str]] = [
     ("--host", "host", str, "address to listen on"),
     ("--port", "port", int, "port to listen on"),
@@ -90,6 +107,28 @@ _FLAGS: list[tuple[str, str, type, str]] = [
     ("--max-client-buffer", "max_client_buffer", int,
      "bytes buffered for one slow client before it is cut off with slow_client"),
     ("--demo-delay", "demo_delay", float, "seconds between tokens of the embedded demo upstream"),
+    ("--drain-timeout", "drain_timeout", float,
+     "on SIGTERM/SIGINT, seconds running streams may take to finish before they are ended"),
+    ("--log-format", "log_format", str, "log lines as 'text' or 'json'"),
+    ("--cors-origin", "cors_origins", list,
+     "allow browser calls from this origin, e.g. https://app.example.com ('*' = any); repeatable"),
+    ("--tokens-file", "tokens_file", str,
+     "client tokens, one 'TOKEN [NAME]' a line (also env TORNADO_SSE_TOKENS); "
+     "set: every /ai/* and /v1/* request needs one"),
+    ("--max-streams-per-token", "max_streams_per_token", int,
+     "concurrent streams per client token before 429 (0 = off)"),
+    ("--rate-limit", "rate_limit", int, "requests per minute per client token before 429 (0 = off)"),
+]
+
+# Flags without a value: (flag, Settings field, value set when given, help).
+_SWITCHES: list[tuple[str, str, bool, str]] = [
+    ("--allow-anonymous", "allow_anonymous", True,
+     "serve without client tokens on a non-loopback address"),
+    ("--no-upstream-usage", "upstream_usage", False,
+     "do not ask the upstream for usage (for upstreams that reject stream_options)"),
+    ("--log-content", "log_content", True, "include the question text in access-log lines"),
+    ("--xheaders", "xheaders", True,
+     "trust X-Real-IP/X-Forwarded-For (only behind a reverse proxy that sets them)"),
 ]
 
 
@@ -98,12 +137,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="run.py",
         description="Relay streaming LLM chat completions to browsers as Server-Sent Events.",
-        epilog="Environment: OPENAI_BASE_URL, OPENAI_API_KEY (never logged), OPENAI_MODEL.",
+        epilog="Environment: OPENAI_BASE_URL, OPENAI_API_KEY (never logged), OPENAI_MODEL, "
+               "TORNADO_SSE_TOKENS (client tokens, never logged).",
     )
     for flag, name, typ, help_text in _FLAGS:
         default = getattr(defaults, name)
-        parser.add_argument(flag, dest=name, type=typ, default=None,
-                            help=f"{help_text} (default: {default})")
+        if typ is list:
+            parser.add_argument(flag, dest=name, action="append", default=None, help=help_text,
+                                metavar=flag.lstrip("-").upper().replace("-", "_"))
+        else:
+            parser.add_argument(flag, dest=name, type=typ, default=None,
+                                help=f"{help_text} (default: {default})")
+    for flag, name, value, help_text in _SWITCHES:
+        parser.add_argument(flag, dest=name, action="store_const", const=value, default=None,
+                            help=help_text)
     return parser
 
 
@@ -120,14 +167,21 @@ def settings_from_args(
         values["api_key"] = env["OPENAI_API_KEY"]
     if env.get("OPENAI_MODEL"):
         values["model"] = env["OPENAI_MODEL"]
-    for _flag, name, _typ, _help in _FLAGS:
+    if env.get("TORNADO_SSE_TOKENS"):
+        values["tokens"] = env["TORNADO_SSE_TOKENS"]
+    for name in [f[1] for f in _FLAGS] + [s[1] for s in _SWITCHES]:
         value = getattr(args, name)
         if value is not None:
-            values[name] = value
+            values[name] = tuple(value) if isinstance(value, list) else value
+    if values.get("log_format", "text") not in ("text", "json"):
+        raise SystemExit("run.py: --log-format must be 'text' or 'json'")
     for name in ("heartbeat", "connect_timeout", "first_token_timeout", "idle_timeout",
-                 "total_timeout", "demo_delay"):
+                 "total_timeout", "demo_delay", "drain_timeout"):
         if name in values and float(values[name]) < 0:  # type: ignore[arg-type]
             raise SystemExit(f"run.py: --{name.replace('_', '-')} must be >= 0")
     if int(values.get("max_client_buffer", MIN_CLIENT_BUFFER)) < MIN_CLIENT_BUFFER:  # type: ignore[call-overload]
         raise SystemExit(f"run.py: --max-client-buffer must be >= {MIN_CLIENT_BUFFER}")
+    for name in ("max_streams_per_token", "rate_limit"):
+        if name in values and int(values[name]) < 0:  # type: ignore[call-overload]
+            raise SystemExit(f"run.py: --{name.replace('_', '-')} must be >= 0")
     return Settings(**values)  # type: ignore[arg-type]

@@ -14,13 +14,18 @@ from typing import Any
 
 from .completions import CompletionDecoder, end_reason_for
 from .config import Settings
-from .errors import Overloaded, StreamError
+from .errors import Overloaded, ShuttingDown, StreamError
 from .session import Listener, Outcome, StreamSession
 from .sse import SSEBufferOverflow, SSEParser
 from .timer_wheel import Timer, TimerWheel
 from .upstream import UpstreamClient, UpstreamTransfer
 
 log = logging.getLogger("tornado_sse.relay")
+
+# Why an upstream transfer was cut short, for metrics and the access log.
+# "stop" is an explicit Stop request; "error" a protocol or in-band error.
+ABORT_CAUSES = ("disconnect", "stop", "timeout", "slow_client", "error", "shutdown")
+_TIMEOUT_CODES = frozenset({"upstream_timeout", "upstream_idle", "upstream_total"})
 
 
 class RelayedStream:
@@ -36,7 +41,16 @@ class RelayedStream:
         self.started_at = now
         self.last_chunk_at = now
         self.first_token_at: float | None = None
+        self.ended_at: float | None = None
         self.watchdog: Timer | None = None
+        # Optional: every decoded upstream chunk object, in order (the /v1
+        # face re-encodes chunks; the /ai face needs only the text deltas).
+        self.on_chunk: Callable[[dict[str, Any]], None] | None = None
+        # Set when this stream aborted a live upstream transfer (see ABORT_CAUSES).
+        self.abort_cause: str | None = None
+        # Who asked and through which endpoint, for the access log; filled by
+        # whoever opened the stream (e.g. {"client": ..., "path": ...}).
+        self.info: dict[str, str] = {}
 
     # -- UpstreamSink ----------------------------------------------------------
 
@@ -51,23 +65,26 @@ class RelayedStream:
         error: StreamError | None = None
         try:
             for event in self.parser.feed(chunk):
+                seen = self.decoder.chunks
                 content = self.decoder.feed(event.data)
+                if self.on_chunk is not None and self.decoder.chunks != seen:
+                    assert self.decoder.last_chunk is not None
+                    self._push(contents)  # keep order with what on_chunk emits
+                    self.on_chunk(self.decoder.last_chunk)
+                    if self.session.ended:  # the listener gave up (slow client)
+                        return
+                if self.first_token_at is None and self.decoder.answering:
+                    self.first_token_at = self.last_chunk_at
+                    # The idle limit now applies and may be sooner than
+                    # the first-token deadline the watchdog sleeps on.
+                    self.rearm_watchdog()
                 if content is not None:
                     contents.append(content)
         except SSEBufferOverflow as exc:
             error = StreamError("upstream_protocol", f"event over {exc.limit} bytes")
         except StreamError as exc:
             error = exc
-        if contents:
-            if self.first_token_at is None:
-                self.first_token_at = self.last_chunk_at
-                # The idle limit now applies and may be sooner than
-                # the first-token deadline the watchdog sleeps on.
-                self.rearm_watchdog()
-            if len(contents) == 1:
-                self.session.push(contents[0])
-            else:
-                self.session.push_many(contents)
+        self._push(contents)
         if error is not None:
             self.fail(error)
             return
@@ -75,6 +92,13 @@ class RelayedStream:
             # [DONE]: end now; the transfer may finish in the background and
             # its connection be reused by libcurl.
             self.finish(Outcome(end_reason_for(self.decoder.finish_reason), usage=self.decoder.usage))
+
+    def _push(self, contents: list[str]) -> None:
+        if len(contents) == 1:
+            self.session.push(contents[0])
+        elif contents:
+            self.session.push_many(contents)
+        contents.clear()
 
     def on_done(self, error: StreamError | None) -> None:
         if self.session.ended:
@@ -93,23 +117,31 @@ class RelayedStream:
     def fail(self, error: StreamError, abort: bool = True) -> None:
         log.warning("stream %s upstream error %s: %s", self.session.id, error.code, error.detail)
         if abort:
-            self.abort()
+            self.abort("timeout" if error.code in _TIMEOUT_CODES else "error")
         self.finish(Outcome("error", error=error))
 
-    def cancel(self, reason: str = "cancelled") -> None:
-        """Stop the answer on purpose (client gone, Stop, shutdown)."""
-        self.abort()
-        self.finish(Outcome(reason))
+    def cancel(self, reason: str = "cancelled", cause: str = "disconnect",
+               retry_ms: int | None = None) -> None:
+        """Stop the answer on purpose (client gone, Stop, shutdown).
 
-    def abort(self) -> None:
-        if self.transfer is not None:
-            self.transfer.abort()
+        ``cause`` says why, for metrics; ``retry_ms`` is a reconnection hint
+        sent to listeners just before their ``end``.
+        """
+        self.abort(cause)
+        self.finish(Outcome(reason, retry_ms=retry_ms))
+
+    def abort(self, cause: str = "error") -> None:
+        transfer = self.transfer
+        if transfer is not None and not (transfer.finished or transfer.aborted):
+            self.abort_cause = cause
+            transfer.abort()
 
     def finish(self, outcome: Outcome) -> None:
         if self.watchdog is not None:
             self.watchdog.cancel()
             self.watchdog = None
         if not self.session.ended:
+            self.ended_at = self.relay.wheel.clock()
             self.session.end(outcome)
             self.relay._stream_ended(self)
 
@@ -167,14 +199,21 @@ class Relay:
             connect_timeout=settings.connect_timeout,
         )
         self.streams: dict[str, RelayedStream] = {}
+        # Observation points for metrics and logs, kept off the per-delta path:
+        # each runs once per stream (open, end) or once per departing listener.
+        self.on_stream_open: list[Callable[[RelayedStream], None]] = []
         self.on_stream_end: list[Callable[[RelayedStream], None]] = []
+        self.on_listener_left: list[Callable[[RelayedStream, Listener], None]] = []
+        # False while shutting down: new streams are refused with 503.
+        self.accepting = True
 
     def start(self) -> None:
         self.wheel.start()
 
     def close(self) -> None:
+        self.accepting = False
         for stream in list(self.streams.values()):
-            stream.cancel("shutdown")
+            stream.cancel("shutdown", cause="shutdown")
         self.wheel.stop()
         self.upstream.close()
 
@@ -191,12 +230,16 @@ class Relay:
         }
         if temperature is not None:
             body["temperature"] = temperature
+        if self.settings.upstream_usage:
+            body["stream_options"] = {"include_usage": True}
         if extra:
             body.update(extra)
         return json.dumps(body, ensure_ascii=False).encode()
 
     def open(self, body: bytes, session: StreamSession | None = None) -> RelayedStream:
-        """Start a stream now or raise :class:`Overloaded` at once."""
+        """Start a stream now or raise :class:`Overloaded` (or :class:`ShuttingDown`) at once."""
+        if not self.accepting:
+            raise ShuttingDown()
         if len(self.streams) >= self.settings.max_streams:
             raise Overloaded(self.settings.max_streams)
         session = session or StreamSession()
@@ -208,13 +251,25 @@ class Relay:
             del self.streams[session.id]
             raise Overloaded(self.settings.max_streams) from None
         stream.arm_watchdog()
+        for callback in self.on_stream_open:
+            callback(stream)
         return stream
 
-    def listener_left(self, stream: RelayedStream, listener: Listener) -> None:
-        """A client went away: with nobody left, stop paying for the answer."""
+    def listener_left(self, stream: RelayedStream, listener: Listener,
+                      error: StreamError | None = None) -> None:
+        """A client went away: with nobody left, stop paying for the answer.
+
+        ``error`` is why the listener was cut off, if it was (``slow_client``).
+        """
         stream.session.detach(listener)
+        for callback in self.on_listener_left:
+            callback(stream, listener)
         if not stream.session.listeners and not stream.session.ended:
-            stream.cancel("cancelled")
+            if error is not None and error.code == "slow_client":
+                stream.abort("slow_client")
+                stream.finish(Outcome("error", error=error))
+            else:
+                stream.cancel("cancelled", cause="disconnect")
 
     def _stream_ended(self, stream: RelayedStream) -> None:
         self.streams.pop(stream.session.id, None)

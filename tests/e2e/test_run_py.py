@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -59,7 +60,9 @@ def test_streams_a_full_answer_with_plain_http(server: str) -> None:
     text = "".join(re.search(r'data: \{"content":"(.*)"\}', u).group(1) for u in updates)  # type: ignore[union-attr]
     assert text.startswith("你问的是：“你好，介绍一下你自己”。")
     assert len(updates) > 10
-    assert blocks[-1] == 'event: end\ndata: {"reason":"stop"}'
+    end = blocks[-1]
+    assert end.startswith('event: end\ndata: {"reason":"stop","usage":{"prompt_tokens":')
+    assert json.loads(end.split("data: ", 1)[1])["usage"]["completion_tokens"] > 10
 
 
 def test_help_lists_flags() -> None:
