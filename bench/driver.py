@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -89,6 +90,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
 
 
+def machine_busy_seconds() -> float:
+    """CPU-seconds all processes on the machine have used (from /proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / TICK
+
+
 def rss_kb(pid: int) -> int:
     with open(f"/proc/{pid}/statm") as f:
         return int(f.read().split()[1]) * PAGE_KB
@@ -148,7 +157,7 @@ def warm_up(url: str, mode: str) -> None:
 
 
 def run_load(phase: Phase, url: str, mode: str, server_pid: int,
-             profile: Path | None = None) -> dict[str, Any]:
+             profile: Path | None = None, other_pids: tuple[int, ...] = ()) -> dict[str, Any]:
     warm_up(url, mode)
     time.sleep(0.2)
     rss0 = rss_kb(server_pid)
@@ -179,6 +188,8 @@ def run_load(phase: Phase, url: str, mode: str, server_pid: int,
                                 "--format", "raw", "--output", str(profile), "--nonblocking"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     cpu0 = cpu_seconds(server_pid)
+    others0 = sum(cpu_seconds(p) for p in other_pids)
+    busy0 = machine_busy_seconds()
     t0 = time.monotonic()
     peak = rss0
     while any(p.poll() is None for p in procs):
@@ -186,6 +197,8 @@ def run_load(phase: Phase, url: str, mode: str, server_pid: int,
         time.sleep(0.05)
     wall = time.monotonic() - t0
     cpu = cpu_seconds(server_pid) - cpu0
+    ours = cpu + sum(cpu_seconds(p) for p in other_pids) - others0
+    busy = machine_busy_seconds() - busy0
     if spy is not None:
         spy.send_signal(signal.SIGINT)
         spy.wait(timeout=30)
@@ -195,7 +208,10 @@ def run_load(phase: Phase, url: str, mode: str, server_pid: int,
         out.seek(0)
         outs.append(json.loads(out.read()))
         out.close()
-    return merge(outs, phase, cpu=cpu, wall=wall, rss0=rss0, peak=peak)
+    # What the rest of the machine used meanwhile (other users, the kernel's
+    # own threads): this machine is shared, and that is the noise.
+    foreign = busy - ours - sum(o["cpu"] for o in outs)
+    return merge(outs, phase, cpu=cpu, wall=wall, rss0=rss0, peak=peak, foreign=foreign)
 
 
 def merge(outs: list[dict[str, Any]], phase: Phase, **server: float) -> dict[str, Any]:
@@ -218,6 +234,7 @@ def merge(outs: list[dict[str, Any]], phase: Phase, **server: float) -> dict[str
         "client_cpu_s": [round(o["cpu"], 2) for o in outs],
         "client_lag_ms": pcts(lag),
         "server_cpu_s": round(server["cpu"], 3), "wall_s": round(server["wall"], 2),
+        "other_cpu_s": round(max(0.0, server["foreign"]), 1),
         "server_rss_base_kb": server["rss0"], "server_rss_peak_kb": server["peak"],
         "rss_per_stream_kb": round((server["peak"] - server["rss0"]) / phase.streams, 2),
         "cpu_ms_per_1000_deltas": round(1e6 * server["cpu"] / deltas, 1) if deltas else None,
@@ -242,7 +259,7 @@ def run_phase(phase: Phase, log_path: Path, profile: bool = False) -> dict[str, 
         try:
             prof = log_path.with_name(f"relay-{phase.name}.pyspy.txt") if profile else None
             relay = run_load(phase, f"http://127.0.0.1:{relay_port}", "relay", relay_proc.pid,
-                             prof)
+                             prof, other_pids=(upstream.pid,))
         finally:
             stop(relay_proc)
     finally:
@@ -304,6 +321,7 @@ def render(result: dict[str, Any]) -> str:
     row("client CPU s (per process)", d["client_cpu_s"], r["client_cpu_s"])
     row("client loop lag p99 ms", d["client_lag_ms"]["p99"], r["client_lag_ms"]["p99"])
     row("wall s", d["wall_s"], r["wall_s"])
+    row("other processes' CPU s (noise)", d["other_cpu_s"], r["other_cpu_s"])
     widths = [max(len(x[i]) for x in [*rows, ("", "direct", "relay", "relay vs direct")])
               for i in range(4)]
     lines = [f"== {result['phase']}: {result['describe']}"]
@@ -366,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
                              " sampling costs relay CPU, so figures are not comparable)")
     args = parser.parse_args(argv)
 
+    if args.profile and shutil.which("py-spy") is None:
+        raise SystemExit("--profile needs py-spy: pip install py-spy")
     phases = SMOKE if args.smoke else FULL
     if args.phases:
         wanted = args.phases.split(",")
