@@ -403,6 +403,13 @@ def main(argv: list[str] | None = None) -> int:
         ok = ok and all(correct(x["direct"]) and correct(x["relay"]) for x in runs)
         results[phase.name] = median_run(runs)
         print(render(results[phase.name]), flush=True)
+        if len(runs) > 1:
+            per_run = {side: {"p99_ms": [x[side]["latency_ms"]["p99"] for x in runs],
+                              "cpu_ms_per_1000": [x[side]["cpu_ms_per_1000_deltas"] for x in runs],
+                              "rss_kb_per_stream": [x[side]["rss_per_stream_kb"] for x in runs]}
+                       for side in ("direct", "relay")}
+            results[phase.name]["per_run"] = per_run
+            print(f"  ({len(runs)} runs, medians above; per run: {json.dumps(per_run)})", flush=True)
     lines = targets(results)
     if lines:
         print("targets (figures, not pass/fail of this command):")

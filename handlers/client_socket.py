@@ -1,5 +1,9 @@
 """Kernel-side buffering of a client connection.
 
+Events must leave at once: ``TCP_NODELAY`` (Tornado sets it only when a response
+finishes), so Nagle's algorithm never holds a small event back waiting for the
+ACK of the previous one.
+
 Linux auto-tunes a TCP send buffer up to ``net.ipv4.tcp_wmem``'s maximum (4 MiB by
 default). For a client that stops reading, that is 4 MiB of kernel memory per
 connection (36 GiB at 9,000 streams) before our own ``--max-client-buffer``
@@ -31,3 +35,10 @@ def limit_send_buffer(connection: Any, cap: int) -> None:
     # an exotic socket; the slow-client policy still works, just later.
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+
+
+def send_immediately(connection: Any) -> None:
+    """``TCP_NODELAY`` on the IOStream behind a Tornado HTTP/1 connection."""
+    stream = getattr(connection, "stream", None)
+    if stream is not None and hasattr(stream, "set_nodelay"):
+        stream.set_nodelay(True)

@@ -15,7 +15,7 @@ from tornado_sse.relay import Relay, RelayedStream
 
 from .auth import ClientAuthMixin
 from .base import JSONErrorHandler
-from .client_socket import limit_send_buffer
+from .client_socket import limit_send_buffer, send_immediately
 from .sse_writer import DirectWriter
 
 log = logging.getLogger("tornado_sse.handlers")
@@ -74,6 +74,7 @@ class StreamChatHandler(ClientAuthMixin, JSONErrorHandler):
         self.set_header("X-Stream-Id", stream.session.id)
         cap = self.cfg.max_client_buffer
         limit_send_buffer(self.request.connection, cap)
+        send_immediately(self.request.connection)
         channel = ClientChannel(
             DirectWriter(self), self.relay.wheel,
             heartbeat=self.cfg.heartbeat,
