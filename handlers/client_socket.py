@@ -1,4 +1,4 @@
-"""Kernel-side buffering of a client connection.
+"""Socket options for a streaming client connection.
 
 Events must leave at once: ``TCP_NODELAY`` (Tornado sets it only when a response
 finishes), so Nagle's algorithm never holds a small event back waiting for the
