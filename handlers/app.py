@@ -13,7 +13,9 @@ from tornado.web import Application
 from tornado_sse.config import Settings
 from tornado_sse.demo_upstream import make_demo_upstream_app
 from tornado_sse.relay import Relay
+from tornado_sse.store import make_store
 
+from .stop import StopHandler
 from .stream_chat import StreamChatHandler
 
 log = logging.getLogger("tornado_sse.app")
@@ -24,6 +26,7 @@ def make_app(settings: Settings, relay: Relay) -> Application:
     return Application(
         [
             (r"/ai/streamChat", StreamChatHandler, deps),
+            (r"/ai/stop/([^/]+)", StopHandler, {"relay": relay}),
         ],
         # Never compress: gzip buffers, and SSE must flush each event.
         compress_response=False,
@@ -49,6 +52,7 @@ class Server:
         for server in self.servers:
             server.stop()
         self.relay.close()
+        await self.relay.store.close()  # after close(): flushes the streams' ends
         if self.demo_server is not None:
             self.demo_server.stop()
             await self.demo_server.close_all_connections()
@@ -70,7 +74,7 @@ def create_server(settings: Settings) -> Server:
     if upstream_url is None:
         demo_server, upstream_url = start_demo_upstream(settings)
         log.info("using the embedded demo upstream at %s", upstream_url)
-    relay = Relay(settings, upstream_url)
+    relay = Relay(settings, upstream_url, store=make_store(settings))
     relay.start()
     app = make_app(settings, relay)
     return Server(settings, relay, app, upstream_url, demo_server)

@@ -36,6 +36,13 @@ class JSONErrorHandler(RequestHandler):
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.finish({"error": {"code": code, "message": message}})
 
+    def stream_owner(self) -> str | None:
+        """Who this request acts for, recorded on the streams it starts; only the
+        same identity may resume or stop them. ``None`` while there are no client
+        tokens. Return a non-secret identity (a token's name or digest): stores,
+        including Redis, keep it."""
+        return None
+
     def check_xsrf_cookie(self) -> None:
         # An API called by EventSource/fetch; authentication is by token, not cookie forms.
         pass

@@ -49,6 +49,14 @@ class Settings:
     temperature_max: float = 2.0
     # Pacing of the embedded demo upstream, seconds between tokens.
     demo_delay: float = 0.03
+    # Resume and stop (see tornado_sse/store.py).
+    resume_window: float = 10.0
+    resume_buffer_bytes: int = 256 * 1024
+    resume_ttl: float = 60.0
+    resume_max_bytes: int = 128 << 20
+    redis_url: str | None = field(default=None, repr=False)  # may hold a password
+    redis_prefix: str = "tornado_sse:"
+    processes: int = 1
 
     @property
     def uses_demo_upstream(self) -> bool:
@@ -81,6 +89,20 @@ _FLAGS: list[tuple[str, str, type, str]] = [
     ("--max-streams", "max_streams", int,
      "concurrent streams before 503 (default: from the open-file limit)"),
     ("--demo-delay", "demo_delay", float, "seconds between tokens of the embedded demo upstream"),
+    ("--resume-window", "resume_window", float,
+     "seconds an upstream keeps running after its client left without Stop, waiting for a "
+     "reconnect (0 = abort at once)"),
+    ("--resume-buffer-bytes", "resume_buffer_bytes", int,
+     "text kept per stream for reconnects, UTF-8 bytes (older deltas are dropped)"),
+    ("--resume-ttl", "resume_ttl", float, "seconds a finished stream can still be resumed"),
+    ("--resume-max-bytes", "resume_max_bytes", int,
+     "text kept for reconnects across all streams of a process, bytes"),
+    ("--redis-url", "redis_url", str,
+     "share streams through Redis (redis://host:port/db) so any process can resume or stop "
+     "them; needs the 'redis' extra (env TORNADO_SSE_REDIS_URL)"),
+    ("--redis-prefix", "redis_prefix", str, "prefix of every Redis key and channel"),
+    ("--processes", "processes", int,
+     "worker processes sharing the port (0 = one per CPU); resume across them needs --redis-url"),
 ]
 
 
@@ -111,12 +133,17 @@ def settings_from_args(
         values["api_key"] = env["OPENAI_API_KEY"]
     if env.get("OPENAI_MODEL"):
         values["model"] = env["OPENAI_MODEL"]
+    if env.get("TORNADO_SSE_REDIS_URL"):
+        values["redis_url"] = env["TORNADO_SSE_REDIS_URL"]
     for _flag, name, _typ, _help in _FLAGS:
         value = getattr(args, name)
         if value is not None:
             values[name] = value
     for name in ("heartbeat", "connect_timeout", "first_token_timeout", "idle_timeout",
-                 "total_timeout", "demo_delay"):
+                 "total_timeout", "demo_delay", "resume_window", "resume_ttl"):
         if name in values and float(values[name]) < 0:  # type: ignore[arg-type]
+            raise SystemExit(f"run.py: --{name.replace('_', '-')} must be >= 0")
+    for name in ("resume_buffer_bytes", "resume_max_bytes", "processes"):
+        if name in values and int(values[name]) < 0:  # type: ignore[call-overload]
             raise SystemExit(f"run.py: --{name.replace('_', '-')} must be >= 0")
     return Settings(**values)  # type: ignore[arg-type]

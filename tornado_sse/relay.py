@@ -2,21 +2,26 @@
 
 Data flows one way: upstream bytes -> :class:`SSEParser` -> :class:`CompletionDecoder`
 -> ``session.push``. Cancellation flows back: a session nobody listens to any more
-(and that nobody may resume) aborts its upstream transfer.
+aborts its upstream transfer -- at once, or after a grace window in which a
+reconnecting client may resume it. Stop requests cancel at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .completions import CompletionDecoder, end_reason_for
 from .config import Settings
 from .errors import Overloaded, StreamError
+from .resume import EventRef, NotStreamOwner, may_access
 from .session import Listener, Outcome, StreamSession
 from .sse import SSEBufferOverflow, SSEParser
+from .store import StopResult, StreamStore, make_store
 from .timer_wheel import Timer, TimerWheel
 from .upstream import UpstreamClient, UpstreamTransfer
 
@@ -37,6 +42,7 @@ class RelayedStream:
         self.last_chunk_at = now
         self.first_token_at: float | None = None
         self.watchdog: Timer | None = None
+        self.grace: Timer | None = None
 
     # -- UpstreamSink ----------------------------------------------------------
 
@@ -98,9 +104,45 @@ class RelayedStream:
         if self.watchdog is not None:
             self.watchdog.cancel()
             self.watchdog = None
+        if self.grace is not None:
+            self.grace.cancel()
+            self.grace = None
         if not self.session.ended:
             self.session.end(outcome)
             self.relay._stream_ended(self)
+
+    # -- grace window: nobody listens, but someone may reconnect -----------------
+
+    def start_grace(self, window: float) -> None:
+        if self.grace is not None:
+            # Only the latest departure counts: an earlier timer would cut the
+            # window of a client that came back and left again short.
+            self.grace.cancel()
+        self.grace = self.relay.wheel.call_later(window, self._grace_over)
+
+    def _grace_over(self) -> None:
+        self.grace = None
+        if self.session.ended or self.session.listeners:
+            return
+        check = asyncio.ensure_future(self.relay.store.listened_elsewhere(self.session.id))
+        check.add_done_callback(self._grace_checked)
+
+    def _grace_checked(self, check: asyncio.Future[bool]) -> None:
+        if self.session.ended or self.session.listeners or self.grace is not None:
+            return
+        elsewhere = False
+        if not check.cancelled():
+            if check.exception() is not None:
+                log.warning("stream %s: cannot ask the store about other listeners: %r",
+                            self.session.id, check.exception())
+            else:
+                elsewhere = check.result()
+        if elsewhere:
+            self.start_grace(self.relay.settings.resume_window)
+            return
+        log.info("stream %s: no reconnect within %gs, aborting the upstream",
+                 self.session.id, self.relay.settings.resume_window)
+        self.cancel("cancelled")
 
     # -- timeouts (one wheel timer per stream, re-armed lazily) ----------------
 
@@ -142,12 +184,22 @@ class RelayedStream:
         self.arm_watchdog()
 
 
-class Relay:
-    """Owns the upstream client, the timer wheel and the live streams."""
+@dataclass
+class Resumption:
+    """A stream found for a resume request, and the deltas the client missed."""
 
-    def __init__(self, settings: Settings, upstream_url: str, wheel: TimerWheel | None = None) -> None:
+    session: StreamSession
+    missed: list[tuple[int, str]]
+
+
+class Relay:
+    """Owns the upstream client, the timer wheel, the store and the live streams."""
+
+    def __init__(self, settings: Settings, upstream_url: str, wheel: TimerWheel | None = None,
+                 store: StreamStore | None = None) -> None:
         self.settings = settings
         self.wheel = wheel or TimerWheel()
+        self.store = store if store is not None else make_store(settings)
         self.upstream = UpstreamClient(
             upstream_url, settings.api_key,
             # Room for every stream we admit: never tornado's default of 10,
@@ -160,6 +212,7 @@ class Relay:
 
     def start(self) -> None:
         self.wheel.start()
+        self.store.start(self.cancel_local)
 
     def close(self) -> None:
         for stream in list(self.streams.values()):
@@ -184,28 +237,83 @@ class Relay:
             body.update(extra)
         return json.dumps(body, ensure_ascii=False).encode()
 
-    def open(self, body: bytes, session: StreamSession | None = None) -> RelayedStream:
-        """Start a stream now or raise :class:`Overloaded` at once."""
+    def open(self, body: bytes, *, owner: str | None = None) -> RelayedStream:
+        """Start a stream now or raise :class:`Overloaded` at once. ``owner``
+        (a non-secret client identity) is who may later resume or stop it."""
         if len(self.streams) >= self.settings.max_streams:
             raise Overloaded(self.settings.max_streams)
-        session = session or StreamSession()
+        session = self.store.create(owner)
         stream = RelayedStream(self, session)
         self.streams[session.id] = stream
         try:
             stream.transfer = self.upstream.open(body, stream)
         except StreamError:
             del self.streams[session.id]
+            self.store.discard(session)
             raise Overloaded(self.settings.max_streams) from None
         stream.arm_watchdog()
         return stream
 
-    def listener_left(self, stream: RelayedStream, listener: Listener) -> None:
-        """A client went away: with nobody left, stop paying for the answer."""
+    def listener_left(self, stream: RelayedStream, listener: Listener, *,
+                      grace: bool = True) -> None:
+        """A client went away: with nobody left, stop paying for the answer --
+        after the resume window if the client may come back (``grace``), else now."""
         stream.session.detach(listener)
-        if not stream.session.listeners and not stream.session.ended:
+        if stream.session.listeners or stream.session.ended:
+            return
+        window = self.settings.resume_window
+        if grace and window > 0:
+            stream.start_grace(window)
+        else:
+            stream.cancel("cancelled")
+
+    def release(self, session: StreamSession, listener: Listener, *, grace: bool = True) -> None:
+        """Like :meth:`listener_left`, for any session a listener was attached to
+        (one relayed here, a finished one, or a mirror of one relayed elsewhere)."""
+        stream = self.streams.get(session.id)
+        if stream is not None and stream.session is session:
+            self.listener_left(stream, listener, grace=grace)
+        else:
+            session.detach(listener)
+
+    # -- resume and stop ------------------------------------------------------------
+
+    async def resume(self, ref: EventRef, requester: str | None = None) -> Resumption | None:
+        """The stream and missed deltas for a client that last saw ``ref``; ``None``
+        if there is nothing to resume (unknown, expired, or past its end)."""
+        session = await self.store.find(ref.stream_id)
+        if session is None:
+            return None
+        if not may_access(session.owner, requester):
+            raise NotStreamOwner()
+        missed = session.replay_from(ref.seq)
+        if missed is None:
+            log.info("stream %s: cannot resume after %d, the buffer starts at %d",
+                     session.id, ref.seq, session.first_kept_seq)
+            return None
+        if session.ended and ref.seq > session.seq:
+            return None  # the client saw the end already
+        return Resumption(session, missed)
+
+    async def stop(self, stream_id: str, requester: str | None = None) -> StopResult:
+        """Abort the upstream now; every listener gets ``end`` with ``cancelled``."""
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            return await self.store.stop_elsewhere(stream_id, requester)
+        if not may_access(stream.session.owner, requester):
+            return StopResult("forbidden")
+        stream.cancel("cancelled")
+        return StopResult("stopped")
+
+    def cancel_local(self, stream_id: str) -> None:
+        """A Stop for a stream of ours that reached another process."""
+        stream = self.streams.get(stream_id)
+        if stream is not None:
+            log.info("stream %s: stopped from another process", stream_id)
             stream.cancel("cancelled")
 
     def _stream_ended(self, stream: RelayedStream) -> None:
         self.streams.pop(stream.session.id, None)
+        self.store.ended(stream.session)
         for callback in self.on_stream_end:
             callback(stream)

@@ -59,7 +59,9 @@ def test_streams_a_full_answer_with_plain_http(server: str) -> None:
     text = "".join(re.search(r'data: \{"content":"(.*)"\}', u).group(1) for u in updates)  # type: ignore[union-attr]
     assert text.startswith("你问的是：“你好，介绍一下你自己”。")
     assert len(updates) > 10
-    assert blocks[-1] == 'event: end\ndata: {"reason":"stop"}'
+    sid = re.search(r'"stream":"([^"]+)"', blocks[1]).group(1)  # type: ignore[union-attr]
+    # end's id is one past the last update: a reconnect after it gets 204.
+    assert blocks[-1] == f'event: end\nid: {sid}:{len(updates) + 1}\ndata: {{"reason":"stop"}}'
 
 
 def test_help_lists_flags() -> None:
