@@ -129,10 +129,10 @@ class RedisStore:
         self._writer_task = self._spawn(self._writer())
         self._spawn(self._listen_for_stops())
 
-    async def wait_ready(self) -> None:
+    async def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         assert self._ready is not None, "start() first"
         try:
-            await asyncio.wait_for(asyncio.shield(self._ready), READY_TIMEOUT)
+            await asyncio.wait_for(asyncio.shield(self._ready), timeout)
         except TimeoutError:
             raise StoreError(f"cannot reach Redis at {self.url}") from None
 
