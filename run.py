@@ -3,12 +3,14 @@
 
     python run.py                      # embedded demo upstream, http://127.0.0.1:8888/
     OPENAI_BASE_URL=http://127.0.0.1:11434/v1 python run.py --model=llama3
+    python run.py --processes=4 --redis-url=redis://127.0.0.1:6379/0
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import resource
 import signal
 import sys
@@ -16,7 +18,9 @@ import sys
 from tornado.netutil import bind_sockets
 
 from handlers.app import create_server
-from tornado_sse.config import settings_from_args
+from tornado_sse import workers
+from tornado_sse.config import Settings, settings_from_args
+from tornado_sse.store import StoreError
 
 log = logging.getLogger("tornado_sse")
 
@@ -33,17 +37,32 @@ def raise_open_file_limit() -> int:
     return soft
 
 
-async def serve(argv: list[str]) -> int:
+async def serve(settings: Settings, worker: int | None = None) -> int:
     raise_open_file_limit()
-    settings = settings_from_args(argv)
-    server = create_server(settings)
+    try:
+        server = create_server(settings)
+    except StoreError as exc:
+        print(f"run.py: {exc.message}", file=sys.stderr, flush=True)
+        return 2
+    try:
+        await server.relay.store.wait_ready()
+    except StoreError as exc:
+        print(f"run.py: {exc.message}", file=sys.stderr, flush=True)
+        await server.close()
+        return 2
     # A deep backlog absorbs bursts of arrivals (the kernel caps it at somaxconn).
-    sockets = bind_sockets(settings.port, settings.host, backlog=4096)
+    # Workers each bind the port (SO_REUSEPORT): the kernel balances between them.
+    sockets = bind_sockets(settings.port, settings.host, backlog=4096,
+                           reuse_port=worker is not None)
     server.listen(sockets)
     port = sockets[0].getsockname()[1]
     upstream = "embedded demo upstream" if settings.uses_demo_upstream else settings.upstream_url
-    print(f"tornado_sse listening on http://{settings.host}:{port}/ (upstream: {upstream}, "
-          f"max streams: {settings.max_streams})", flush=True)
+    who = "" if worker is None else f"worker {worker} (pid {os.getpid()}) "
+    store = "redis" if settings.redis_url else "memory"
+    # One write per line: workers share stdout, and a pipe write this small is atomic.
+    sys.stdout.write(f"tornado_sse {who}listening on http://{settings.host}:{port}/ (upstream: "
+                     f"{upstream}, max streams: {settings.max_streams}, streams store: {store})\n")
+    sys.stdout.flush()
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -57,7 +76,20 @@ async def serve(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return asyncio.run(serve(sys.argv[1:] if argv is None else argv))
+    settings = settings_from_args(sys.argv[1:] if argv is None else argv)
+    worker = None
+    if settings.processes != 1:
+        note = workers.per_process_note(settings)
+        if note:
+            print(note, flush=True)
+        try:
+            workers.check_before_fork(settings)
+        except (StoreError, OSError) as exc:
+            print(f"run.py: {getattr(exc, 'message', exc)}", file=sys.stderr, flush=True)
+            return 2
+        # Nothing with a socket or a loop exists yet: each worker builds its own.
+        worker = workers.fork_workers(settings.processes)
+    return asyncio.run(serve(settings, worker))
 
 
 if __name__ == "__main__":

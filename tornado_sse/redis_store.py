@@ -132,8 +132,9 @@ class RedisStore:
     async def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         assert self._ready is not None, "start() first"
         try:
+            await asyncio.wait_for(self.redis.ping(), timeout)  # fails fast if refused
             await asyncio.wait_for(asyncio.shield(self._ready), timeout)
-        except TimeoutError:
+        except (TimeoutError, RedisError, OSError):
             raise StoreError(f"cannot reach Redis at {self.url}") from None
 
     async def close(self) -> None:
@@ -376,3 +377,16 @@ class RedisStore:
             finally:
                 await pubsub.aclose()
 
+
+
+def ping(url: str) -> None:
+    """Check, without an event loop, that Redis answers (before forking workers)."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+    try:
+        client.ping()
+    except (RedisError, OSError):
+        raise StoreError(f"cannot reach Redis at {describe(url)}") from None
+    finally:
+        client.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Literal, Protocol
 
 from .config import Settings
@@ -75,11 +76,16 @@ def make_store(settings: Settings) -> StreamStore:
                         max_bytes=settings.resume_max_bytes)
     if settings.redis_url is None:
         return local
+    shared: StreamStore = redis_store().RedisStore(
+        settings.redis_url, local, prefix=settings.redis_prefix, ttl=settings.resume_ttl)
+    return shared
+
+
+def redis_store() -> ModuleType:
+    """The Redis store module, imported only when asked for: redis is an optional extra."""
     try:
-        # Imported only when asked for: redis is an optional extra.
-        from .redis_store import RedisStore
+        from . import redis_store as module
     except ImportError:
         raise StoreError("--redis-url needs the redis package: pip install 'tornado_sse[redis]'") \
             from None
-    return RedisStore(settings.redis_url, local, prefix=settings.redis_prefix,
-                      ttl=settings.resume_ttl)
+    return module
