@@ -50,6 +50,9 @@ END_TTL_MIN = 5  # followers elsewhere must still find the end, even with --resu
 BLOCK_MS = 1000  # one XREAD BLOCK; a follower re-announces itself between blocks
 WATCH_MS = 3000  # expiry of a follower's announcement (three blocks)
 READY_TIMEOUT = 10.0
+# Deltas waiting for a slow or unreachable Redis, at most: past it, deltas are not
+# mirrored (followers elsewhere see a gap and end with slow_client), never memory.
+MAX_PENDING = 200_000
 
 _START, _UPDATE, _END = 0, 1, 2
 
@@ -165,6 +168,9 @@ class RedisStore:
             self._enqueue((_END, session))
 
     def record_update(self, session: StreamSession, seq: int, content: str) -> None:
+        if len(self._pending) >= MAX_PENDING:
+            self._warn("keeping up", OverflowError(f"{MAX_PENDING} deltas unsent; dropping"))
+            return
         self._enqueue((_UPDATE, session, seq, content))
 
     def _enqueue(self, item: tuple[Any, ...]) -> None:
