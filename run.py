@@ -19,6 +19,7 @@ from tornado.netutil import bind_sockets
 
 from handlers.app import create_server
 from tornado_sse import workers
+from tornado_sse.auth import TokenConfigError, TokenTable, check_bind
 from tornado_sse.config import Settings, settings_from_args
 from tornado_sse.store import StoreError
 
@@ -37,10 +38,10 @@ def raise_open_file_limit() -> int:
     return soft
 
 
-async def serve(settings: Settings, worker: int | None = None) -> int:
+async def serve(settings: Settings, tokens: TokenTable, worker: int | None = None) -> int:
     raise_open_file_limit()
     try:
-        server = create_server(settings)
+        server = create_server(settings, tokens)
     except StoreError as exc:
         print(f"run.py: {exc.message}", file=sys.stderr, flush=True)
         return 2
@@ -59,9 +60,11 @@ async def serve(settings: Settings, worker: int | None = None) -> int:
     upstream = "embedded demo upstream" if settings.uses_demo_upstream else settings.upstream_url
     who = "" if worker is None else f"worker {worker} (pid {os.getpid()}) "
     store = "redis" if settings.redis_url else "memory"
+    clients = f"{len(tokens.names)}" if tokens.enabled else "none (anonymous)"
     # One write per line: workers share stdout, and a pipe write this small is atomic.
     sys.stdout.write(f"tornado_sse {who}listening on http://{settings.host}:{port}/ (upstream: "
-                     f"{upstream}, max streams: {settings.max_streams}, streams store: {store})\n")
+                     f"{upstream}, max streams: {settings.max_streams}, streams store: {store}, "
+                     f"client tokens: {clients})\n")
     sys.stdout.flush()
 
     stop = asyncio.Event()
@@ -77,6 +80,12 @@ async def serve(settings: Settings, worker: int | None = None) -> int:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = settings_from_args(sys.argv[1:] if argv is None else argv)
+    try:
+        tokens = TokenTable.from_settings(settings)
+        check_bind(settings.host, tokens, settings.allow_anonymous)
+    except TokenConfigError as exc:
+        print(f"run.py: {exc}", file=sys.stderr, flush=True)
+        return 2
     worker = None
     if settings.processes != 1:
         note = workers.per_process_note(settings)
@@ -89,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         # Nothing with a socket or a loop exists yet: each worker builds its own.
         worker = workers.fork_workers(settings.processes)
-    return asyncio.run(serve(settings, worker))
+    return asyncio.run(serve(settings, tokens, worker))
 
 
 if __name__ == "__main__":

@@ -1,27 +1,57 @@
-"""Shared handler plumbing: JSON errors without tracebacks."""
+"""Shared handler plumbing: JSON errors without tracebacks, logs without secrets."""
 
 from __future__ import annotations
 
 import logging
+import re
+from types import TracebackType
 from typing import Any
 
+from tornado.log import access_log
 from tornado.web import HTTPError, RequestHandler
 
 from tornado_sse.errors import RequestError
 
 log = logging.getLogger("tornado_sse.handlers")
 
+# Query parameters whose values never reach a log line (a page may have to put
+# a client token in an EventSource URL, which cannot carry headers).
+_SECRET_PARAM = re.compile(r"(?i)(^|[?&])(token|access_token|api_key|key)=[^&#]*")
+
+
+def redacted_uri(uri: str) -> str:
+    path, sep, query = uri.partition("?")
+    return path + sep + _SECRET_PARAM.sub(r"\1\2=[REDACTED]", query) if sep else uri
+
+
+def request_summary(handler: RequestHandler) -> str:
+    request = handler.request
+    return f"{request.method} {redacted_uri(request.uri or '')} ({request.remote_ip})"
+
+
+def log_request(handler: RequestHandler) -> None:
+    """Tornado's access log line, with secrets in the query string redacted."""
+    status = handler.get_status()
+    method = access_log.info if status < 400 else access_log.warning if status < 500 else access_log.error
+    method("%d %s %.2fms", status, request_summary(handler), 1000.0 * handler.request.request_time())
+
 
 class JSONErrorHandler(RequestHandler):
     """Every error leaves as ``{"error": {"code", "message"}}``, never a traceback."""
+
+    def error_json(self, error: RequestError) -> dict[str, Any]:
+        """The body for ``error``; the ``/v1`` handlers answer in OpenAI's shape."""
+        return error.to_json()
 
     def send_request_error(self, error: RequestError) -> None:
         self.clear()
         self.set_status(error.status)
         if error.retry_after is not None:
             self.set_header("Retry-After", str(error.retry_after))
+        if error.status == 401:
+            self.set_header("WWW-Authenticate", 'Bearer realm="tornado_sse"')
         self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(error.to_json())
+        self.finish(self.error_json(error))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
@@ -33,8 +63,16 @@ class JSONErrorHandler(RequestHandler):
         else:
             message = "Internal server error."
         code = "internal" if status_code >= 500 else f"http_{status_code}"
-        self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish({"error": {"code": code, "message": message}})
+        self.send_request_error(RequestError(status_code, code, message))
+
+    def log_exception(self, typ: type[BaseException] | None, value: BaseException | None,
+                      tb: TracebackType | None) -> None:
+        # Tornado's version logs the request's URI, which may carry a token.
+        if isinstance(value, HTTPError):
+            if value.log_message:
+                log.warning("%d %s: %s", value.status_code, request_summary(self), value.get_message())
+        else:
+            log.error("Uncaught exception %s", request_summary(self), exc_info=value)
 
     def stream_owner(self) -> str | None:
         """Who this request acts for, recorded on the streams it starts; only the

@@ -8,13 +8,16 @@ from tornado_sse import resume
 from tornado_sse.errors import RequestError
 from tornado_sse.relay import Relay
 
+from .auth import ClientAuthMixin
 from .base import JSONErrorHandler
 
 # state -> HTTP status. "stopping": another process was asked and will do it.
 _STATUS = {"stopped": 200, "ended": 200, "stopping": 202}
 
 
-class StopHandler(JSONErrorHandler):
+class StopHandler(ClientAuthMixin, JSONErrorHandler):
+    # POST: the token comes only from Authorization, never a cookie (no CSRF stops).
+
     def initialize(self, relay: Relay) -> None:
         self.relay = relay
 

@@ -19,6 +19,7 @@ from tornado_sse.relay import Relay
 from tornado_sse.resume import EventRef
 from tornado_sse.session import StreamSession
 
+from .auth import ClientAuthMixin
 from .base import JSONErrorHandler
 
 log = logging.getLogger("tornado_sse.handlers")
@@ -31,7 +32,10 @@ SSE_HEADERS = {
 }
 
 
-class StreamChatHandler(JSONErrorHandler):
+class StreamChatHandler(ClientAuthMixin, JSONErrorHandler):
+    # EventSource cannot send headers: GET also takes ?token= or the cookie.
+    url_token_methods = frozenset({"GET"})
+
     def initialize(self, settings: Settings, relay: Relay) -> None:
         self.cfg = settings
         self.relay = relay
@@ -72,7 +76,7 @@ class StreamChatHandler(JSONErrorHandler):
     async def _relay(self, request: ChatRequest) -> None:
         body = self.relay.upstream_body(request.messages, request.model, request.temperature)
         try:
-            stream = self.relay.open(body, owner=self.stream_owner())
+            stream = self.open_stream(self.relay, body)
         except RequestError as exc:
             self.send_request_error(exc)
             return

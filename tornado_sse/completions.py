@@ -23,9 +23,13 @@ def end_reason_for(finish_reason: str | None) -> str:
 class CompletionDecoder:
     """Feed it the ``data`` of each upstream event, in order."""
 
-    __slots__ = ("chunks", "done", "finish_reason", "last_chunk", "usage")
+    __slots__ = ("answering", "chunks", "done", "finish_reason", "last_chunk", "usage")
 
     def __init__(self) -> None:
+        # True from the first delta that carries more than a role: text, but
+        # also tool-call arguments, a refusal or reasoning text, so a stream
+        # that answers with those counts as started (first-token timeout).
+        self.answering = False
         self.done = False
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
@@ -71,7 +75,12 @@ class CompletionDecoder:
             return None
         content = delta.get("content")
         # Role-only and empty deltas carry nothing to show.
-        return content if isinstance(content, str) and content else None
+        if isinstance(content, str) and content:
+            self.answering = True
+            return content
+        if not self.answering:
+            self.answering = any(value for key, value in delta.items() if key != "role")
+        return None
 
     @property
     def complete(self) -> bool:

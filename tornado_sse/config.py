@@ -57,6 +57,16 @@ class Settings:
     redis_url: str | None = field(default=None, repr=False)  # may hold a password
     redis_prefix: str = "tornado_sse:"
     processes: int = 1
+    # Client tokens (see tornado_sse/auth.py): a file of "TOKEN [NAME]" lines
+    # and/or the same entries from TORNADO_SSE_TOKENS. Neither set: anonymous.
+    tokens_file: str | None = None
+    tokens: str | None = field(default=None, repr=False)
+    allow_anonymous: bool = False
+    # Per-token limits (0 = off): concurrent streams, requests per minute.
+    max_streams_per_token: int = 0
+    rate_limit: int = 0
+    # Ask the upstream for a usage chunk (stream_options.include_usage).
+    upstream_usage: bool = True
 
     @property
     def uses_demo_upstream(self) -> bool:
@@ -103,6 +113,20 @@ _FLAGS: list[tuple[str, str, type, str]] = [
     ("--redis-prefix", "redis_prefix", str, "prefix of every Redis key and channel"),
     ("--processes", "processes", int,
      "worker processes sharing the port (0 = one per CPU); resume across them needs --redis-url"),
+    ("--tokens-file", "tokens_file", str,
+     "client tokens, one 'TOKEN [NAME]' a line (also env TORNADO_SSE_TOKENS); "
+     "set: every /ai/* and /v1/* request needs one"),
+    ("--max-streams-per-token", "max_streams_per_token", int,
+     "concurrent streams per client token before 429 (0 = off)"),
+    ("--rate-limit", "rate_limit", int, "requests per minute per client token before 429 (0 = off)"),
+]
+
+# Flags without a value: (flag, Settings field, value set when given, help).
+_SWITCHES: list[tuple[str, str, bool, str]] = [
+    ("--allow-anonymous", "allow_anonymous", True,
+     "serve without client tokens on a non-loopback address"),
+    ("--no-upstream-usage", "upstream_usage", False,
+     "do not ask the upstream for usage (for upstreams that reject stream_options)"),
 ]
 
 
@@ -111,12 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="run.py",
         description="Relay streaming LLM chat completions to browsers as Server-Sent Events.",
-        epilog="Environment: OPENAI_BASE_URL, OPENAI_API_KEY (never logged), OPENAI_MODEL.",
+        epilog="Environment: OPENAI_BASE_URL, OPENAI_API_KEY (never logged), OPENAI_MODEL, "
+               "TORNADO_SSE_TOKENS (client tokens, never logged).",
     )
     for flag, name, typ, help_text in _FLAGS:
         default = getattr(defaults, name)
         parser.add_argument(flag, dest=name, type=typ, default=None,
                             help=f"{help_text} (default: {default})")
+    for flag, name, value, help_text in _SWITCHES:
+        parser.add_argument(flag, dest=name, action="store_const", const=value, default=None,
+                            help=help_text)
     return parser
 
 
@@ -135,7 +163,9 @@ def settings_from_args(
         values["model"] = env["OPENAI_MODEL"]
     if env.get("TORNADO_SSE_REDIS_URL"):
         values["redis_url"] = env["TORNADO_SSE_REDIS_URL"]
-    for _flag, name, _typ, _help in _FLAGS:
+    if env.get("TORNADO_SSE_TOKENS"):
+        values["tokens"] = env["TORNADO_SSE_TOKENS"]
+    for name in [f[1] for f in _FLAGS] + [s[1] for s in _SWITCHES]:
         value = getattr(args, name)
         if value is not None:
             values[name] = value
@@ -143,7 +173,8 @@ def settings_from_args(
                  "total_timeout", "demo_delay", "resume_window", "resume_ttl"):
         if name in values and float(values[name]) < 0:  # type: ignore[arg-type]
             raise SystemExit(f"run.py: --{name.replace('_', '-')} must be >= 0")
-    for name in ("resume_buffer_bytes", "resume_max_bytes", "processes"):
+    for name in ("max_streams_per_token", "rate_limit", "resume_buffer_bytes",
+                 "resume_max_bytes", "processes"):
         if name in values and int(values[name]) < 0:  # type: ignore[call-overload]
             raise SystemExit(f"run.py: --{name.replace('_', '-')} must be >= 0")
     return Settings(**values)  # type: ignore[arg-type]

@@ -43,6 +43,9 @@ class RelayedStream:
         self.first_token_at: float | None = None
         self.watchdog: Timer | None = None
         self.grace: Timer | None = None
+        # Optional: every decoded upstream chunk object, in order (the /v1
+        # face re-encodes chunks; the /ai face needs only the text deltas).
+        self.on_chunk: Callable[[dict[str, Any]], None] | None = None
 
     # -- UpstreamSink ----------------------------------------------------------
 
@@ -52,13 +55,19 @@ class RelayedStream:
         self.last_chunk_at = self.relay.wheel.clock()
         try:
             for event in self.parser.feed(chunk):
+                seen = self.decoder.chunks
                 content = self.decoder.feed(event.data)
+                if self.on_chunk is not None and self.decoder.chunks != seen:
+                    assert self.decoder.last_chunk is not None
+                    self.on_chunk(self.decoder.last_chunk)
+                    if self.session.ended:  # the listener gave up (slow client)
+                        return
+                if self.first_token_at is None and self.decoder.answering:
+                    self.first_token_at = self.last_chunk_at
+                    # The idle limit now applies and may be sooner than
+                    # the first-token deadline the watchdog sleeps on.
+                    self.rearm_watchdog()
                 if content is not None:
-                    if self.first_token_at is None:
-                        self.first_token_at = self.last_chunk_at
-                        # The idle limit now applies and may be sooner than
-                        # the first-token deadline the watchdog sleeps on.
-                        self.rearm_watchdog()
                     self.session.push(content)
         except SSEBufferOverflow as exc:
             self.fail(StreamError("upstream_protocol", f"event over {exc.limit} bytes"))
@@ -233,6 +242,8 @@ class Relay:
         }
         if temperature is not None:
             body["temperature"] = temperature
+        if self.settings.upstream_usage:
+            body["stream_options"] = {"include_usage": True}
         if extra:
             body.update(extra)
         return json.dumps(body, ensure_ascii=False).encode()

@@ -26,6 +26,7 @@ from .errors import StreamError
 from .redact import redact
 
 log = logging.getLogger("tornado_sse.upstream")
+curl_log = logging.getLogger("tornado.curl_httpclient")
 
 # How much of a non-2xx body we keep for the log.
 _ERROR_BODY_LIMIT = 16 * 1024
@@ -73,6 +74,18 @@ class StreamingCurlClient(CurlAsyncHTTPClient):
             self._curls.append(curl)
             self._free_list.append(curl)
         super()._process_queue()
+
+    secrets: tuple[str, ...] = ()
+
+    def _curl_debug(self, debug_type: int, debug_msg: str | bytes) -> None:
+        # With DEBUG logging tornado turns on CURLOPT_VERBOSE and logs request
+        # headers (our Authorization: Bearer key) and request bodies (user
+        # questions). Keep the useful part, redacted; never the bodies.
+        if debug_type not in (0, 1, 2):
+            return
+        text = debug_msg.decode("latin1") if isinstance(debug_msg, bytes) else debug_msg
+        for line in text.splitlines():
+            curl_log.debug("%s %s", "I<>"[debug_type], redact(line, self.secrets))
 
     @property
     def active(self) -> int:
@@ -214,6 +227,7 @@ class UpstreamClient:
         self._connect_timeout = connect_timeout
         # force_instance: never share Tornado's per-loop singleton (max_clients=10).
         self.http = StreamingCurlClient(force_instance=True, max_clients=max_clients)
+        self.http.secrets = self.secrets
 
     @property
     def secrets(self) -> tuple[str, ...]:

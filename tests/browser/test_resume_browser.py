@@ -1,25 +1,21 @@
 """A real browser's EventSource survives a cut connection: Chromium reconnects on its
 own with ``Last-Event-ID`` and the answer continues where it stopped, with no second
 upstream call. The test cuts the connection with a small TCP proxy between the
-browser and the server, so the server is exactly the one users run."""
+browser and the server, so the server is exactly the one users run.
+
+Uses this package's ``browser``/``page`` fixtures (headless Debian Chromium, skipped
+with a message if it is missing) and its live server on a background loop; the proxy
+runs on that loop too.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 
-import pytest
-
-from tests.fake_upstream import FakeUpstream
 from tests.handlers.test_resume import ANSWER, Q, paced
-from tornado_sse.config import Settings
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-pytestmark = pytest.mark.browser
+from .live_server import LiveServer
 
 PAGE = "<!doctype html><meta charset=utf-8><title>resume test</title>"
 OPEN = """url => {
@@ -81,37 +77,27 @@ class CuttingProxy:
             await self._server.wait_closed()
 
 
-async def test_eventsource_reconnects_and_resumes(make_app: Any, settings: Settings,
-                                                   fake: FakeUpstream) -> None:
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing (Debian: apt-get install chromium)")
-    from playwright.async_api import async_playwright
-
-    # retry: 300 ms instead of 3 s, so the browser's own reconnect comes quickly.
-    app = make_app(settings.replace(resume_window=10.0, retry_ms=300))
-    proxy = await CuttingProxy(app.port).start()
-    fake.queue(paced(pause=0.06))  # 30 deltas over ~2 s
+def test_eventsource_reconnects_and_resumes(page: Any, live: LiveServer) -> None:
+    # The live server (tests/browser/live_server.py) sends retry: 200 ms, so the
+    # browser's own reconnect comes quickly, and keeps the default resume window.
+    proxy = CuttingProxy(live.running.port)
+    live.call(proxy.start)
     origin = f"http://127.0.0.1:{proxy.port}"
     try:
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            try:
-                page = await browser.new_page()
-                await page.route(origin + "/resume-test.html",
-                                 lambda route: route.fulfill(content_type="text/html", body=PAGE))
-                await page.goto(origin + "/resume-test.html")
-                await page.evaluate(OPEN, Q)
-                await page.wait_for_function("window.updates.length >= 5", timeout=10_000)
-                proxy.cut()
-                await page.wait_for_function("window.ended !== null", timeout=20_000)
-                result = await page.evaluate("""() => ({
-                    text: window.updates.map(u => u[1]).join(''),
-                    ids: window.updates.map(u => u[0]),
-                    opens: window.opens, errors: window.errors, end: window.ended})""")
-            finally:
-                await browser.close()
+        live.queue(paced(pause=0.06))  # 30 deltas over ~2 s
+        page.route(origin + "/resume-test.html",
+                   lambda route: route.fulfill(content_type="text/html", body=PAGE))
+        page.goto(origin + "/resume-test.html")
+        page.evaluate(OPEN, Q)
+        page.wait_for_function("window.updates.length >= 5", timeout=10_000)
+        live.call(proxy.cut)
+        page.wait_for_function("window.ended !== null", timeout=20_000)
+        result = page.evaluate("""() => ({
+            text: window.updates.map(u => u[1]).join(''),
+            ids: window.updates.map(u => u[0]),
+            opens: window.opens, errors: window.errors, end: window.ended})""")
     finally:
-        await proxy.close()
+        live.call(proxy.close)
     assert result["text"] == ANSWER  # the whole answer, once, in order
     assert result["end"] == {"reason": "stop"}
     assert result["opens"] == 2 and result["errors"] >= 1  # it did reconnect, by itself
@@ -124,4 +110,4 @@ async def test_eventsource_reconnects_and_resumes(make_app: Any, settings: Setti
     assert resumed_from, requests[1]
     last_seen = resumed_from[0].split(b":", 1)[1].strip().decode()
     assert last_seen in result["ids"] and last_seen != result["ids"][-1]  # cut mid-answer
-    assert len(fake.received) == 1  # the question went upstream once
+    assert len(live.received()) == 1  # the question went upstream once

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -60,8 +61,11 @@ def test_streams_a_full_answer_with_plain_http(server: str) -> None:
     assert text.startswith("你问的是：“你好，介绍一下你自己”。")
     assert len(updates) > 10
     sid = re.search(r'"stream":"([^"]+)"', blocks[1]).group(1)  # type: ignore[union-attr]
+    end = blocks[-1]
     # end's id is one past the last update: a reconnect after it gets 204.
-    assert blocks[-1] == f'event: end\nid: {sid}:{len(updates) + 1}\ndata: {{"reason":"stop"}}'
+    assert end.startswith(f'event: end\nid: {sid}:{len(updates) + 1}\n'
+                          'data: {"reason":"stop","usage":{"prompt_tokens":')
+    assert json.loads(end.split("data: ", 1)[1])["usage"]["completion_tokens"] > 10
 
 
 def test_help_lists_flags() -> None:

@@ -312,3 +312,33 @@ async def test_other_streams_unaffected_by_stop(resumable: Running, fake: FakeUp
     await request(resumable.url(f"/ai/stop/{a_seen[1].json['stream']}"), "POST", b"")
     assert contents(await b.events()) == ANSWER
     assert (await a.events())[-1].json == {"reason": "cancelled"}
+
+
+async def test_with_client_tokens_only_the_starting_client_resumes_or_stops(
+        make_app: Any, settings: Settings, fake: FakeUpstream) -> None:
+    alice, bob = "tok-alice-0123456789abcdef", "tok-bob-0123456789abcdefgh"
+    app = make_app(settings.replace(resume_window=5.0, tokens=f"{alice} alice,{bob} bob"))
+    fake.queue(paced(pause=0.05))
+    first = await request(app.url(Q + "&token=" + alice))
+    seen = await read_updates(first, 2)
+    first.close()
+    sid, last = seen[1].json["stream"], seen[-1].id or ""
+    for token, status in [(None, 401), (bob, 403)]:
+        url = app.url(Q + (f"&token={token}" if token else ""))
+        resp = await request(url, headers={"Last-Event-ID": last})
+        assert resp.status == status
+        body = json.loads(await resp.body())
+        assert body["error"]["code"] == ("missing_token" if token is None else "not_stream_owner")
+        stop = await request(app.url(f"/ai/stop/{sid}"), "POST", b"",
+                             headers={"Authorization": f"Bearer {token}"} if token else {})
+        assert stop.status == status
+    resp = await request(app.url(Q + "&token=" + alice), headers={"Last-Event-ID": last})
+    assert resp.status == 200
+    await read_updates(resp, 1)
+    # A Stop is a POST: the token must come in Authorization, never the query or a cookie.
+    assert (await request(app.url(f"/ai/stop/{sid}?token={alice}"), "POST", b"")).status == 401
+    stop = await request(app.url(f"/ai/stop/{sid}"), "POST", b"",
+                         headers={"Authorization": f"Bearer {alice}"})
+    assert stop.status == 200
+    assert (await resp.events())[-1].json["reason"] == "cancelled"
+    assert len(fake.received) == 1

@@ -198,3 +198,20 @@ async def test_unreachable_redis_is_reported(settings: Settings) -> None:
         assert "pw" not in info.value.message
     finally:
         await store.close()
+
+
+async def test_owner_travels_with_the_stream(pair: Any, fake: FakeUpstream) -> None:
+    alice, bob = "tok-alice-0123456789abcdef", "tok-bob-0123456789abcdefgh"
+    a, b = await pair(tokens=f"{alice} alice,{bob} bob")
+    fake.queue(paced(pause=0.05))
+    first = await request(a.url(Q + "&token=" + alice))
+    seen = await read_updates(first, 2)
+    first.close()
+    sid, last = seen[1].json["stream"], seen[-1].id or ""
+    as_bob = await request(b.url(Q + "&token=" + bob), headers={"Last-Event-ID": last})
+    assert as_bob.status == 403
+    stop = await request(b.url(f"/ai/stop/{sid}"), "POST", b"", headers={"Authorization": f"Bearer {bob}"})
+    assert stop.status == 403
+    as_alice = await request(b.url(Q + "&token=" + alice), headers={"Last-Event-ID": last})
+    assert as_alice.status == 200
+    assert contents(seen) + contents(await as_alice.events()) == ANSWER

@@ -239,3 +239,30 @@ async def test_other_streams_unaffected_by_a_failing_one(app: Running, fake: Fak
     bad_events, good_events = await asyncio.gather(bad.events(), good.events())
     assert bad_events[-2].json["code"] == "upstream_error"
     assert contents(good_events) == "".join(DELTAS)
+
+
+async def test_connect_timeout(make_app, settings) -> None:  # type: ignore[no-untyped-def]
+    # A listener whose accept queue is full drops further SYNs, so connect()
+    # hangs: libcurl's connect timeout (the only limit we give libcurl) fires.
+    import socket
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", port))
+        fillers.append(s)
+    try:
+        running = make_app(settings.replace(upstream_url=f"http://127.0.0.1:{port}/v1",
+                                            connect_timeout=0.5, first_token_timeout=20))
+        t0 = time.monotonic()
+        events = await (await request(running.url(q("x")))).events()
+        assert events[-2].json["code"] == "upstream_connect"
+        assert time.monotonic() - t0 < 10  # the connect limit, not the first-token one
+    finally:
+        for s in fillers:
+            s.close()
+        listener.close()
