@@ -18,9 +18,11 @@ import sys
 from tornado.netutil import bind_sockets
 
 from handlers.app import create_server
-from tornado_sse import workers
+from tornado_sse import metrics, workers
 from tornado_sse.auth import TokenConfigError, TokenTable, check_bind
 from tornado_sse.config import Settings, settings_from_args
+from tornado_sse.log_format import configure_logging
+from tornado_sse.shutdown import GracefulShutdown
 from tornado_sse.store import StoreError
 
 log = logging.getLogger("tornado_sse")
@@ -45,6 +47,14 @@ async def serve(settings: Settings, tokens: TokenTable, worker: int | None = Non
     except StoreError as exc:
         print(f"run.py: {exc.message}", file=sys.stderr, flush=True)
         return 2
+    # SIGTERM/SIGINT: stop accepting, drain, end the rest (tornado_sse/shutdown.py);
+    # a second signal ends the remaining streams at once. Installed before we
+    # listen, so that a signal can never find the default handler (exit -15).
+    shutdown = GracefulShutdown(server.relay, server.servers, drain_timeout=settings.drain_timeout,
+                                retry_ms=settings.retry_ms)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, shutdown.signal)
     try:
         await server.relay.store.wait_ready()
     except StoreError as exc:
@@ -67,37 +77,41 @@ async def serve(settings: Settings, tokens: TokenTable, worker: int | None = Non
                      f"client tokens: {clients})\n")
     sys.stdout.flush()
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await shutdown.requested.wait()
     log.info("shutting down")
+    await shutdown.run()
     await server.close()
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = settings_from_args(sys.argv[1:] if argv is None else argv)
+    configure_logging(settings.log_format)
     try:
         tokens = TokenTable.from_settings(settings)
         check_bind(settings.host, tokens, settings.allow_anonymous)
     except TokenConfigError as exc:
         print(f"run.py: {exc}", file=sys.stderr, flush=True)
         return 2
-    worker = None
-    if settings.processes != 1:
-        note = workers.per_process_note(settings)
-        if note:
-            print(note, flush=True)
-        try:
-            workers.check_before_fork(settings)
-        except (StoreError, OSError) as exc:
-            print(f"run.py: {getattr(exc, 'message', exc)}", file=sys.stderr, flush=True)
-            return 2
-        # Nothing with a socket or a loop exists yet: each worker builds its own.
-        worker = workers.fork_workers(settings.processes)
+    if settings.processes == 1:
+        return asyncio.run(serve(settings, tokens))
+    note = workers.per_process_note(settings)
+    if note:
+        print(note, flush=True)
+    try:
+        workers.check_before_fork(settings)
+    except (StoreError, OSError) as exc:
+        print(f"run.py: {getattr(exc, 'message', exc)}", file=sys.stderr, flush=True)
+        return 2
+    # One /metrics sum over all workers (see tornado_sse/metrics.py); before the fork.
+    own_dir = metrics.ENV not in os.environ
+    metrics_dir = metrics.enable_multiprocess()
+    # Nothing with a socket or a loop exists yet: each worker builds its own.
+    worker = workers.fork_workers(settings.processes)
+    if worker is None:  # the parent, once every worker has exited
+        if own_dir:
+            metrics.cleanup_multiprocess(metrics_dir)
+        return workers.exit_status
     return asyncio.run(serve(settings, tokens, worker))
 
 

@@ -10,15 +10,18 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.web import Application
 
+from tornado_sse.access_log import AccessLog, request_logger
 from tornado_sse.auth import TokenTable
 from tornado_sse.clients import Clients
 from tornado_sse.config import Settings
+from tornado_sse.cors import CorsPolicy
 from tornado_sse.demo_upstream import make_demo_upstream_app
+from tornado_sse.metrics import Metrics
 from tornado_sse.relay import Relay
 from tornado_sse.store import make_store
 
 from . import openai_compat
-from .base import log_request
+from .ops import HealthHandler, MetricsHandler
 from .static_page import static_routes
 from .stop import StopHandler
 from .stream_chat import StreamChatHandler
@@ -26,24 +29,31 @@ from .stream_chat import StreamChatHandler
 log = logging.getLogger("tornado_sse.app")
 
 
-def make_app(settings: Settings, relay: Relay, clients: Clients | None = None) -> Application:
+def make_app(settings: Settings, relay: Relay, clients: Clients | None = None,
+             metrics: Metrics | None = None) -> Application:
     deps = {"settings": settings, "relay": relay}
     if clients is None:
         clients = Clients.from_settings(settings)
         clients.attach(relay)
+    metrics = metrics or Metrics(settings.max_streams)
     return Application(
         [
             (r"/ai/streamChat", StreamChatHandler, deps),
             (r"/ai/stop/([^/]+)", StopHandler, {"relay": relay}),
             *openai_compat.routes(deps),
+            (r"/healthz", HealthHandler, {"relay": relay}),
+            (r"/metrics", MetricsHandler, {"metrics": metrics}),
             *static_routes(),
         ],
         # Never compress: gzip buffers, and SSE must flush each event.
         compress_response=False,
         # Handlers with ClientAuthMixin read the token table, limits and usage here.
         clients=clients,
-        # Tornado's access log, with ?token= redacted.
-        log_function=log_request,
+        # One line per non-stream request (path only, never the query string,
+        # which may hold the question or a token); streams get theirs from
+        # AccessLog when they end.
+        log_function=request_logger(metrics),
+        cors=CorsPolicy(settings.cors_origins),
     )
 
 
@@ -56,9 +66,10 @@ class Server:
     upstream_url: str
     demo_server: HTTPServer | None = None
     servers: list[HTTPServer] = field(default_factory=list)
+    metrics: Metrics | None = None
 
     def listen(self, sockets: list[socket.socket]) -> HTTPServer:
-        server = HTTPServer(self.app, idle_connection_timeout=3600)
+        server = HTTPServer(self.app, idle_connection_timeout=3600, xheaders=self.settings.xheaders)
         server.add_sockets(sockets)
         self.servers.append(server)
         return server
@@ -67,7 +78,11 @@ class Server:
         for server in self.servers:
             server.stop()
         self.relay.close()
-        await self.relay.store.close()  # after close(): flushes the streams' ends
+        for server in self.servers:
+            await server.close_all_connections()
+        if self.metrics is not None:
+            self.metrics.close()
+        await self.relay.store.close()  # after relay.close(): flushes the streams' ends
         if self.demo_server is not None:
             self.demo_server.stop()
             await self.demo_server.close_all_connections()
@@ -76,7 +91,12 @@ class Server:
 def start_demo_upstream(settings: Settings) -> tuple[HTTPServer, str]:
     """Serve the demo upstream on an ephemeral loopback port of this process."""
     sockets = bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
-    server = HTTPServer(make_demo_upstream_app(settings.demo_delay))
+    demo_app = make_demo_upstream_app(settings.demo_delay)
+    # Each demo answer would otherwise add a tornado.access line next to the
+    # stream's own access-log line; keep them for debugging only.
+    demo_app.settings["log_function"] = request_logger(
+        logger=logging.getLogger("tornado_sse.demo_upstream"), quiet_paths=("/v1/chat/completions",))
+    server = HTTPServer(demo_app)
     server.add_sockets(sockets)
     port = sockets[0].getsockname()[1]
     return server, f"http://127.0.0.1:{port}/v1"
@@ -97,5 +117,8 @@ def create_server(settings: Settings, tokens: TokenTable | None = None) -> Serve
     relay = Relay(settings, upstream_url, store=make_store(settings))
     relay.start()
     clients.attach(relay)
-    app = make_app(settings, relay, clients)
-    return Server(settings, relay, app, clients, upstream_url, demo_server)
+    metrics = Metrics(settings.max_streams)
+    metrics.attach(relay)
+    AccessLog(settings.log_content).attach(relay)
+    app = make_app(settings, relay, clients, metrics)
+    return Server(settings, relay, app, clients, upstream_url, demo_server, metrics=metrics)

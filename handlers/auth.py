@@ -40,6 +40,8 @@ class ClientAuthMixin(JSONErrorHandler):
         return token
 
     def prepare(self) -> None:
+        if self.request.method == "OPTIONS":
+            return  # a CORS preflight never carries credentials; it grants nothing itself
         try:
             self.principal = self.clients.authenticate(self.presented_token())
         except AuthError as exc:
@@ -51,6 +53,10 @@ class ClientAuthMixin(JSONErrorHandler):
     def stream_owner(self) -> str | None:
         # Streams remember their client's name: only that client resumes or stops them.
         return None if self.principal.anonymous else self.principal.name
+
+    def client_label(self) -> str:
+        """For logs: the token's name (never the token), else the address."""
+        return super().client_label() if self.principal.anonymous else self.principal.name
 
     def open_stream(self, relay: Relay, body: bytes) -> RelayedStream:
         """Open a stream owned by this request's client (429 / 503 as RequestError)."""

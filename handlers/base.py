@@ -1,4 +1,4 @@
-"""Shared handler plumbing: JSON errors without tracebacks, logs without secrets."""
+"""Shared handler plumbing: JSON errors without tracebacks, logs without secrets, CORS."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import re
 from types import TracebackType
 from typing import Any
 
-from tornado.log import access_log
 from tornado.web import HTTPError, RequestHandler
 
+from tornado_sse.cors import CorsPolicy
 from tornado_sse.errors import RequestError
 
 log = logging.getLogger("tornado_sse.handlers")
@@ -28,16 +28,57 @@ def request_summary(handler: RequestHandler) -> str:
     request = handler.request
     return f"{request.method} {redacted_uri(request.uri or '')} ({request.remote_ip})"
 
-
-def log_request(handler: RequestHandler) -> None:
-    """Tornado's access log line, with secrets in the query string redacted."""
-    status = handler.get_status()
-    method = access_log.info if status < 400 else access_log.warning if status < 500 else access_log.error
-    method("%d %s %.2fms", status, request_summary(handler), 1000.0 * handler.request.request_time())
+# The per-request access log is tornado_sse.access_log.request_logger: path only,
+# never the query string (question text, tokens).
 
 
 class JSONErrorHandler(RequestHandler):
-    """Every error leaves as ``{"error": {"code", "message"}}``, never a traceback."""
+    """Every error leaves as ``{"error": {"code", "message"}}``, never a traceback.
+
+    Also: CORS headers on every response (errors included, so a page on another
+    origin can read them) and preflight answers, from the ``cors`` policy in the
+    application settings.
+    """
+
+    # Set true once this request serves a stream: its access-log line is then
+    # written when the stream ends (tornado_sse.access_log), not per request.
+    logs_own_access = False
+
+    def set_default_headers(self) -> None:
+        # Called from RequestHandler.__init__ (before initialize) and on clear().
+        cors: CorsPolicy | None = self.application.settings.get("cors")
+        if cors is not None:
+            for name, value in cors.response_headers(self.request.headers.get("Origin")).items():
+                self.set_header(name, value)
+
+    def options(self, *args: str) -> None:
+        """CORS preflight: 204 with the grants, or 403 for an origin not allowed."""
+        origin = self.request.headers.get("Origin")
+        if origin is None or "Access-Control-Request-Method" not in self.request.headers:
+            self.set_status(204)  # not a preflight: nothing to grant
+            self.finish()
+            return
+        cors: CorsPolicy | None = self.application.settings.get("cors")
+        headers = None
+        if cors is not None:
+            headers = cors.preflight_headers(
+                origin,
+                self.request.headers.get("Access-Control-Request-Method"),
+                self.request.headers.get("Access-Control-Request-Headers"))
+        if headers is None:
+            self.send_request_error(RequestError(
+                403, "cors_forbidden", "Cross-origin requests from this origin are not allowed."))
+            return
+        for name, value in headers.items():
+            self.set_header(name, value)
+        self.set_status(204)
+        self.finish()
+
+    def client_label(self) -> str:
+        """Who is asking, for logs: the client address (with ``--xheaders``, the one
+        the proxy reports). Where client tokens exist, their *name* belongs here --
+        never the token itself."""
+        return self.request.remote_ip or "-"
 
     def error_json(self, error: RequestError) -> dict[str, Any]:
         """The body for ``error``; the ``/v1`` handlers answer in OpenAI's shape."""

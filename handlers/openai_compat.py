@@ -66,6 +66,11 @@ class ChatCompletionsHandler(OpenAIHandler):
             self.send_request_error(exc)
             return
         self.stream = stream
+        self.logs_own_access = True  # the access log's line comes when the stream ends
+        stream.info.update(client=self.client_label(), method=self.request.method or "",
+                           path=self.request.path)
+        if self.cfg.log_content:
+            stream.info["question"] = _last_text(request.upstream["messages"])
         # The SDKs expose this as the response's request id.
         self.set_header("X-Request-Id", stream.session.id)
         if request.stream:
@@ -95,7 +100,7 @@ class ChatCompletionsHandler(OpenAIHandler):
         if self.stream is not None:
             # No grace window: nothing can resume a /v1 stream (its events carry no
             # ids), so a client that left will not be back for this answer.
-            self.relay.listener_left(self.stream, channel, grace=False)
+            self.relay.listener_left(self.stream, channel, error, grace=False)
 
     # -- stream: false -----------------------------------------------------------
 
@@ -178,6 +183,16 @@ class NotFoundHandler(OpenAIHandler):
         if not self._finished:
             self.send_request_error(RequestError(404, "not_found",
                                                  f"No endpoint {self.request.method} {self.request.path}."))
+
+
+def _last_text(messages: list[dict[str, Any]]) -> str:
+    """The last message's text (for --log-content): a string, or its text parts."""
+    content = messages[-1].get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
 
 
 def _resolve(future: Future[None]) -> None:

@@ -80,6 +80,13 @@ class StreamChatHandler(ClientAuthMixin, JSONErrorHandler):
         except RequestError as exc:
             self.send_request_error(exc)
             return
+        stream.info.update(client=self.client_label(), method=self.request.method or "",
+                           path=self.request.path)
+        if self.cfg.log_content:
+            stream.info["question"] = request.messages[-1]["content"]
+        # The stream's access-log line is written when it ends (by the relay's
+        # hooks); a resumed request gets an ordinary request line instead.
+        self.logs_own_access = True
         channel = self._start_sse(stream.session)
         stream.session.attach(channel)
         channel.open(stream.session, retry_ms=self.cfg.retry_ms)
@@ -122,7 +129,7 @@ class StreamChatHandler(ClientAuthMixin, JSONErrorHandler):
         if self.session is not None:
             # A client that simply went away may reconnect: the relay keeps its
             # upstream for the resume window. One we cut off (slow_client) won't.
-            self.relay.release(self.session, channel, grace=error is None)
+            self.relay.release(self.session, channel, error)
 
     def on_connection_close(self) -> None:
         # The browser went away: the channel detaches, and a stream nobody

@@ -72,6 +72,9 @@ class ClientChannel:
         self._hb_timer: Timer | None = None
         self.closed = False
         self.done: Future[None] = Future()
+        # The writer's finish() result: resolves once the last bytes were
+        # flushed (shutdown waits on it before closing connections).
+        self.finished: Awaitable[None] | None = None
         self.updates_sent = 0
         self.bytes_sent = 0
         self.heartbeats = 0
@@ -157,6 +160,30 @@ class ClientChannel:
             self._send(preamble)
         self._schedule_heartbeat()
 
+    def start_heartbeats(self) -> None:
+        """Begin ``: heartbeat`` comments without a session (:meth:`open` does it too)."""
+        if self._hb_timer is None:
+            self._schedule_heartbeat()
+
+    def send_event(self, data: str, event: str | None = None, id: str | None = None) -> None:
+        """Write one arbitrary event now (the porting API's ``send``).
+
+        Such events cannot be merged, so a client that lets more than
+        ``max_buffer`` bytes pile up is cut off with ``slow_client``.
+        """
+        if self.closed:
+            return
+        if self.inflight > self._max_buffer:
+            self.fail(StreamError("slow_client", f"{self.inflight} bytes unsent"))
+            return
+        self._send(encode_event(data, event=event, id=id))
+
+    def send_comment(self, text: str) -> None:
+        self._send(encode_comment(text))
+
+    def send_retry(self, ms: int) -> None:
+        self._send(encode_retry(ms))
+
     def on_update(self, session: StreamSession, seq: int, content: str) -> None:
         if self.closed or seq <= self._seen:
             return
@@ -185,6 +212,8 @@ class ClientChannel:
             self._send_pending()
         if outcome.error is not None:
             self._send(encode_event(json_data(outcome.error.to_event_data()), event="error"))
+        if outcome.retry_ms is not None:
+            self._send(encode_retry(outcome.retry_ms))
         # One past the last update: a client that saw it and reconnects anyway
         # is answered 204, which makes an EventSource stop for good.
         self._send(encode_event(json_data(outcome.end_data()), event="end",
@@ -214,7 +243,7 @@ class ClientChannel:
         if finish:
             # The connection may already be gone; finishing is best effort.
             with contextlib.suppress(StreamClosedError, RuntimeError):
-                self._writer.finish()
+                self.finished = self._writer.finish()
         self.closed = True
         if self._hb_timer is not None:
             self._hb_timer.cancel()

@@ -67,6 +67,12 @@ class Settings:
     rate_limit: int = 0
     # Ask the upstream for a usage chunk (stream_options.include_usage).
     upstream_usage: bool = True
+    # Operations: graceful shutdown, logs, CORS, reverse proxy.
+    drain_timeout: float = 30.0
+    log_format: str = "text"  # or "json"
+    log_content: bool = False  # put the question text in access-log lines
+    cors_origins: tuple[str, ...] = ()
+    xheaders: bool = False  # trust X-Real-IP / X-Forwarded-For from a proxy
 
     @property
     def uses_demo_upstream(self) -> bool:
@@ -76,7 +82,8 @@ class Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
-# (flag, Settings field, type, help). Timeouts of 0 mean "off".
+# (flag, Settings field, type, help). Timeouts of 0 mean "off". A ``list`` type
+# makes a repeatable flag (its field is a tuple).
 _FLAGS: list[tuple[str, str, type, str]] = [
     ("--host", "host", str, "address to listen on"),
     ("--port", "port", int, "port to listen on"),
@@ -113,6 +120,11 @@ _FLAGS: list[tuple[str, str, type, str]] = [
     ("--redis-prefix", "redis_prefix", str, "prefix of every Redis key and channel"),
     ("--processes", "processes", int,
      "worker processes sharing the port (0 = one per CPU); resume across them needs --redis-url"),
+    ("--drain-timeout", "drain_timeout", float,
+     "on SIGTERM/SIGINT, seconds running streams may take to finish before they are ended"),
+    ("--log-format", "log_format", str, "log lines as 'text' or 'json'"),
+    ("--cors-origin", "cors_origins", list,
+     "allow browser calls from this origin, e.g. https://app.example.com ('*' = any); repeatable"),
     ("--tokens-file", "tokens_file", str,
      "client tokens, one 'TOKEN [NAME]' a line (also env TORNADO_SSE_TOKENS); "
      "set: every /ai/* and /v1/* request needs one"),
@@ -127,6 +139,9 @@ _SWITCHES: list[tuple[str, str, bool, str]] = [
      "serve without client tokens on a non-loopback address"),
     ("--no-upstream-usage", "upstream_usage", False,
      "do not ask the upstream for usage (for upstreams that reject stream_options)"),
+    ("--log-content", "log_content", True, "include the question text in access-log lines"),
+    ("--xheaders", "xheaders", True,
+     "trust X-Real-IP/X-Forwarded-For (only behind a reverse proxy that sets them)"),
 ]
 
 
@@ -140,8 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for flag, name, typ, help_text in _FLAGS:
         default = getattr(defaults, name)
-        parser.add_argument(flag, dest=name, type=typ, default=None,
-                            help=f"{help_text} (default: {default})")
+        if typ is list:
+            parser.add_argument(flag, dest=name, action="append", default=None, help=help_text,
+                                metavar=flag.lstrip("-").upper().replace("-", "_"))
+        else:
+            parser.add_argument(flag, dest=name, type=typ, default=None,
+                                help=f"{help_text} (default: {default})")
     for flag, name, value, help_text in _SWITCHES:
         parser.add_argument(flag, dest=name, action="store_const", const=value, default=None,
                             help=help_text)
@@ -168,9 +187,11 @@ def settings_from_args(
     for name in [f[1] for f in _FLAGS] + [s[1] for s in _SWITCHES]:
         value = getattr(args, name)
         if value is not None:
-            values[name] = value
+            values[name] = tuple(value) if isinstance(value, list) else value
+    if values.get("log_format", "text") not in ("text", "json"):
+        raise SystemExit("run.py: --log-format must be 'text' or 'json'")
     for name in ("heartbeat", "connect_timeout", "first_token_timeout", "idle_timeout",
-                 "total_timeout", "demo_delay", "resume_window", "resume_ttl"):
+                 "total_timeout", "demo_delay", "drain_timeout", "resume_window", "resume_ttl"):
         if name in values and float(values[name]) < 0:  # type: ignore[arg-type]
             raise SystemExit(f"run.py: --{name.replace('_', '-')} must be >= 0")
     for name in ("max_streams_per_token", "rate_limit", "resume_buffer_bytes",

@@ -89,3 +89,11 @@ class Overloaded(RequestError):
             503, "overloaded", SAFE_MESSAGES["overloaded"], retry_after=retry_after
         )
         self.limit = limit
+
+
+class ShuttingDown(RequestError):
+    """The server is draining for a restart: new streams get 503 + Retry-After."""
+
+    def __init__(self, retry_after: int = 1) -> None:
+        super().__init__(503, "shutting_down", "The server is restarting; try again shortly.",
+                         retry_after=retry_after)

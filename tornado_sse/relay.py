@@ -17,7 +17,7 @@ from typing import Any
 
 from .completions import CompletionDecoder, end_reason_for
 from .config import Settings
-from .errors import Overloaded, StreamError
+from .errors import Overloaded, ShuttingDown, StreamError
 from .resume import EventRef, NotStreamOwner, may_access
 from .session import Listener, Outcome, StreamSession
 from .sse import SSEBufferOverflow, SSEParser
@@ -26,6 +26,11 @@ from .timer_wheel import Timer, TimerWheel
 from .upstream import UpstreamClient, UpstreamTransfer
 
 log = logging.getLogger("tornado_sse.relay")
+
+# Why an upstream transfer was cut short, for metrics and the access log.
+# "stop" is an explicit Stop request; "error" a protocol or in-band error.
+ABORT_CAUSES = ("disconnect", "stop", "timeout", "slow_client", "error", "shutdown")
+_TIMEOUT_CODES = frozenset({"upstream_timeout", "upstream_idle", "upstream_total"})
 
 
 class RelayedStream:
@@ -41,11 +46,17 @@ class RelayedStream:
         self.started_at = now
         self.last_chunk_at = now
         self.first_token_at: float | None = None
+        self.ended_at: float | None = None
         self.watchdog: Timer | None = None
         self.grace: Timer | None = None
         # Optional: every decoded upstream chunk object, in order (the /v1
         # face re-encodes chunks; the /ai face needs only the text deltas).
         self.on_chunk: Callable[[dict[str, Any]], None] | None = None
+        # Set when this stream aborted a live upstream transfer (see ABORT_CAUSES).
+        self.abort_cause: str | None = None
+        # Who asked and through which endpoint, for the access log; filled by
+        # whoever opened the stream (e.g. {"client": ..., "path": ...}).
+        self.info: dict[str, str] = {}
 
     # -- UpstreamSink ----------------------------------------------------------
 
@@ -97,17 +108,24 @@ class RelayedStream:
     def fail(self, error: StreamError, abort: bool = True) -> None:
         log.warning("stream %s upstream error %s: %s", self.session.id, error.code, error.detail)
         if abort:
-            self.abort()
+            self.abort("timeout" if error.code in _TIMEOUT_CODES else "error")
         self.finish(Outcome("error", error=error))
 
-    def cancel(self, reason: str = "cancelled") -> None:
-        """Stop the answer on purpose (client gone, Stop, shutdown)."""
-        self.abort()
-        self.finish(Outcome(reason))
+    def cancel(self, reason: str = "cancelled", cause: str = "disconnect",
+               retry_ms: int | None = None) -> None:
+        """Stop the answer on purpose (client gone, Stop, shutdown).
 
-    def abort(self) -> None:
-        if self.transfer is not None:
-            self.transfer.abort()
+        ``cause`` says why, for metrics; ``retry_ms`` is a reconnection hint
+        sent to listeners just before their ``end``.
+        """
+        self.abort(cause)
+        self.finish(Outcome(reason, retry_ms=retry_ms))
+
+    def abort(self, cause: str = "error") -> None:
+        transfer = self.transfer
+        if transfer is not None and not (transfer.finished or transfer.aborted):
+            self.abort_cause = cause
+            transfer.abort()
 
     def finish(self, outcome: Outcome) -> None:
         if self.watchdog is not None:
@@ -117,6 +135,7 @@ class RelayedStream:
             self.grace.cancel()
             self.grace = None
         if not self.session.ended:
+            self.ended_at = self.relay.wheel.clock()
             self.session.end(outcome)
             self.relay._stream_ended(self)
 
@@ -151,7 +170,7 @@ class RelayedStream:
             return
         log.info("stream %s: no reconnect within %gs, aborting the upstream",
                  self.session.id, self.relay.settings.resume_window)
-        self.cancel("cancelled")
+        self.cancel("cancelled", cause="disconnect")
 
     # -- timeouts (one wheel timer per stream, re-armed lazily) ----------------
 
@@ -217,15 +236,22 @@ class Relay:
             connect_timeout=settings.connect_timeout,
         )
         self.streams: dict[str, RelayedStream] = {}
+        # Observation points for metrics and logs, kept off the per-delta path:
+        # each runs once per stream (open, end) or once per departing listener.
+        self.on_stream_open: list[Callable[[RelayedStream], None]] = []
         self.on_stream_end: list[Callable[[RelayedStream], None]] = []
+        self.on_listener_left: list[Callable[[RelayedStream, Listener], None]] = []
+        # False while shutting down: new streams are refused with 503.
+        self.accepting = True
 
     def start(self) -> None:
         self.wheel.start()
         self.store.start(self.cancel_local)
 
     def close(self) -> None:
+        self.accepting = False
         for stream in list(self.streams.values()):
-            stream.cancel("shutdown")
+            stream.cancel("shutdown", cause="shutdown")
         self.wheel.stop()
         self.upstream.close()
 
@@ -249,8 +275,10 @@ class Relay:
         return json.dumps(body, ensure_ascii=False).encode()
 
     def open(self, body: bytes, *, owner: str | None = None) -> RelayedStream:
-        """Start a stream now or raise :class:`Overloaded` at once. ``owner``
-        (a non-secret client identity) is who may later resume or stop it."""
+        """Start a stream now or raise :class:`Overloaded` (or :class:`ShuttingDown`) at
+        once. ``owner`` (a non-secret client identity) is who may later resume or stop it."""
+        if not self.accepting:
+            raise ShuttingDown()
         if len(self.streams) >= self.settings.max_streams:
             raise Overloaded(self.settings.max_streams)
         session = self.store.create(owner)
@@ -263,27 +291,38 @@ class Relay:
             self.store.discard(session)
             raise Overloaded(self.settings.max_streams) from None
         stream.arm_watchdog()
+        for callback in self.on_stream_open:
+            callback(stream)
         return stream
 
-    def listener_left(self, stream: RelayedStream, listener: Listener, *,
-                      grace: bool = True) -> None:
+    def listener_left(self, stream: RelayedStream, listener: Listener,
+                      error: StreamError | None = None, *, grace: bool = True) -> None:
         """A client went away: with nobody left, stop paying for the answer --
-        after the resume window if the client may come back (``grace``), else now."""
+        after the resume window if the client may come back (``grace``), else now.
+
+        ``error`` is why the listener was cut off, if it was (``slow_client``):
+        such a client is not coming back for more.
+        """
         stream.session.detach(listener)
+        for callback in self.on_listener_left:
+            callback(stream, listener)
         if stream.session.listeners or stream.session.ended:
             return
-        window = self.settings.resume_window
-        if grace and window > 0:
-            stream.start_grace(window)
+        if error is not None and error.code == "slow_client":
+            stream.abort("slow_client")
+            stream.finish(Outcome("error", error=error))
+        elif grace and self.settings.resume_window > 0:
+            stream.start_grace(self.settings.resume_window)
         else:
-            stream.cancel("cancelled")
+            stream.cancel("cancelled", cause="disconnect")
 
-    def release(self, session: StreamSession, listener: Listener, *, grace: bool = True) -> None:
+    def release(self, session: StreamSession, listener: Listener,
+                error: StreamError | None = None) -> None:
         """Like :meth:`listener_left`, for any session a listener was attached to
         (one relayed here, a finished one, or a mirror of one relayed elsewhere)."""
         stream = self.streams.get(session.id)
         if stream is not None and stream.session is session:
-            self.listener_left(stream, listener, grace=grace)
+            self.listener_left(stream, listener, error)
         else:
             session.detach(listener)
 
@@ -313,7 +352,7 @@ class Relay:
             return await self.store.stop_elsewhere(stream_id, requester)
         if not may_access(stream.session.owner, requester):
             return StopResult("forbidden")
-        stream.cancel("cancelled")
+        stream.cancel("cancelled", cause="stop")
         return StopResult("stopped")
 
     def cancel_local(self, stream_id: str) -> None:
@@ -321,7 +360,7 @@ class Relay:
         stream = self.streams.get(stream_id)
         if stream is not None:
             log.info("stream %s: stopped from another process", stream_id)
-            stream.cancel("cancelled")
+            stream.cancel("cancelled", cause="stop")
 
     def _stream_ended(self, stream: RelayedStream) -> None:
         self.streams.pop(stream.session.id, None)

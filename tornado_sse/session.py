@@ -62,6 +62,9 @@ class Outcome:
     error: StreamError | None = None
     usage: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # A reconnection delay to send (as ``retry:``) before the ``end`` event,
+    # e.g. on shutdown so clients come back after the restart, spread out.
+    retry_ms: int | None = None
 
     def end_data(self) -> dict[str, Any]:
         data: dict[str, Any] = {"reason": self.reason}

@@ -7,25 +7,42 @@ after the fork, in each worker: a connection shared by two processes would
 interleave their bytes, and an event loop does not survive a fork. So with the
 demo upstream every worker serves its own copy on its own ephemeral port.
 
+The parent only supervises. It is Tornado's ``fork_processes`` loop (fork, restart
+a worker that crashes) plus what that lacks for a server that drains: SIGTERM and
+SIGINT are passed on to every worker, which then drains its own streams, and the
+parent waits for them instead of dying first; a worker that crashes while we stop
+is not restarted; and each worker asks the kernel for a SIGTERM should the parent
+itself be killed, so no worker is ever orphaned.
+
 Without a shared store a stream lives in the worker that relays it, and a
 reconnect or Stop that the kernel hands to another worker cannot find it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import logging
 import os
+import random
 import signal
 import sys
 from types import FrameType
 
 from tornado.netutil import bind_sockets
-from tornado.process import fork_processes
 
 from .config import Settings
 from .store import StoreError, redis_store
 
+log = logging.getLogger("tornado_sse.workers")
+
 _PR_SET_PDEATHSIG = 1
+MAX_RESTARTS = 100
+# A worker exiting with this status refused to start (bad configuration,
+# unreachable Redis): restarting it would only fail again.
+EXIT_REFUSED = 2
+
+exit_status = 0  # the parent's, once fork_workers returned None
 
 
 def per_process_note(settings: Settings) -> str | None:
@@ -47,31 +64,64 @@ def check_before_fork(settings: Settings) -> None:
         redis_store().ping(settings.redis_url)
 
 
-def fork_workers(n: int) -> int:
-    """Fork ``n`` workers with Tornado's ``fork_processes`` (which restarts any that
-    crash) and return this worker's number, in the worker.
-
-    The parent only waits: on SIGTERM or SIGINT it exits, and its workers, which
-    asked the kernel for a SIGTERM when their parent dies, shut down gracefully.
-    """
+def fork_workers(n: int) -> int | None:
+    """Fork ``n`` workers (``0``: one per CPU). Returns the worker's number in a
+    worker, and ``None`` in the parent once all workers have exited (see
+    :data:`exit_status`)."""
+    global exit_status
+    n = n if n > 0 else (os.cpu_count() or 1)
     parent = os.getpid()
-    signal.signal(signal.SIGTERM, _exit_parent)
-    signal.signal(signal.SIGINT, _exit_parent)
-    worker = fork_processes(n)
+    children: dict[int, int] = {}  # pid -> worker number
+    stopping = False
+
+    def start(number: int) -> bool:
+        pid = os.fork()
+        if pid == 0:
+            return True
+        children[pid] = number
+        return False
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in children:  # a second signal hurries the workers' drain, too
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    log.info("starting %d worker processes", n)
+    for number in range(n):
+        if start(number):
+            return _become_worker(parent, number)
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    restarts = 0
+    while children:
+        pid, status = os.wait()  # retried after a signal handler ran (PEP 475)
+        if pid not in children:
+            continue
+        number = children.pop(pid)
+        code = os.waitstatus_to_exitcode(status)
+        if code == 0 or stopping:
+            continue
+        if code == EXIT_REFUSED or restarts >= MAX_RESTARTS:
+            log.error("worker %d (pid %d) exited with %d: stopping", number, pid, code)
+            exit_status = 1
+            forward(signal.SIGTERM, None)
+            continue
+        restarts += 1
+        log.warning("worker %d (pid %d) exited with %d, restarting", number, pid, code)
+        if start(number):
+            return _become_worker(parent, number)
+    return None
+
+
+def _become_worker(parent: int, number: int) -> int:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    _die_with_parent(parent)
-    return worker
-
-
-def _exit_parent(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(0)
-
-
-def _die_with_parent(parent: int) -> None:
-    if not sys.platform.startswith("linux"):
-        return  # elsewhere: stop the workers yourself (e.g. kill the process group)
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(0)
+    random.seed()  # not the parent's sequence (jittered retry hints, demo pacing)
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(0)
+    return number
