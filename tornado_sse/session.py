@@ -102,26 +102,23 @@ class StreamSession:
     def push(self, content: str) -> None:
         if self.outcome is not None:
             return
-        self.seq += 1
+        seq = self.seq = self.seq + 1
         self.content_bytes += len(content)
-        size = len(content.encode())
-        self._log.append((self.seq, content, size))
+        # isascii() is O(1): the usual delta needs no encoding to be measured.
+        size = len(content) if content.isascii() else len(content.encode())
+        self._log.append((seq, content, size))
         self._log_bytes += size
         budget = self._budget
         if budget is not None:
             budget.used += size
-        # Keep at least the newest delta; drop the oldest past the budget.
-        while self._log_bytes > self._buffer_bytes and len(self._log) > 1:
-            self._drop_oldest()
-        if budget is not None and budget.used > budget.limit:
-            if budget.reclaim is not None:
-                budget.reclaim()
-            while budget.used > budget.limit and len(self._log) > 1:
-                self._drop_oldest()
+            if budget.used > budget.limit:
+                self._trim(budget)
+        if self._log_bytes > self._buffer_bytes:
+            self._trim(None)
         if self.recorder is not None:
-            self.recorder.record_update(self, self.seq, content)
+            self.recorder.record_update(self, seq, content)
         for listener in list(self.listeners):
-            listener.on_update(self, self.seq, content)
+            listener.on_update(self, seq, content)
 
     def end(self, outcome: Outcome) -> None:
         if self.outcome is not None:
@@ -129,6 +126,18 @@ class StreamSession:
         self.outcome = outcome
         for listener in list(self.listeners):
             listener.on_end(self)
+
+    def _trim(self, budget: LogBudget | None) -> None:
+        """Drop the oldest deltas past this log's bound, or past the global one
+        once the store has freed what it could. The newest delta always stays."""
+        if budget is None:
+            while self._log_bytes > self._buffer_bytes and len(self._log) > 1:
+                self._drop_oldest()
+            return
+        if budget.reclaim is not None:
+            budget.reclaim()
+        while budget.used > budget.limit and len(self._log) > 1:
+            self._drop_oldest()
 
     def _drop_oldest(self) -> None:
         size = self._log.popleft()[2]
