@@ -7,12 +7,13 @@ after the fork, in each worker: a connection shared by two processes would
 interleave their bytes, and an event loop does not survive a fork. So with the
 demo upstream every worker serves its own copy on its own ephemeral port.
 
-The parent only supervises. It is Tornado's ``fork_processes`` loop (fork, restart
-a worker that crashes) plus what that lacks for a server that drains: SIGTERM and
+The parent only supervises. Its loop is that of Tornado's ``fork_processes`` (fork,
+restart a worker that crashes), written out here because that function keeps its
+children's pids to itself and so cannot do what a draining server needs: SIGTERM and
 SIGINT are passed on to every worker, which then drains its own streams, and the
-parent waits for them instead of dying first; a worker that crashes while we stop
-is not restarted; and each worker asks the kernel for a SIGTERM should the parent
-itself be killed, so no worker is ever orphaned.
+parent waits for them instead of dying first (leaving them orphaned); a worker that
+crashes while we stop, or refuses to start (exit 2), is not restarted; and each
+worker asks the kernel for a SIGTERM should the parent itself be killed.
 
 Without a shared store a stream lives in the worker that relays it, and a
 reconnect or Stop that the kernel hands to another worker cannot find it.
