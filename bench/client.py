@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 from .spec import MARKER, StreamSpec
 
-END_STOP = b'event: end\ndata: {"reason":"stop"}'
+END_STOP = b'data: {"reason":"stop"'
 
 
 class Result:
@@ -107,7 +107,8 @@ class StreamConnection(asyncio.Protocol):
         elif b"data: [DONE]" in events:
             self._finish(None)
         elif b"event: end" in events:
-            self._finish(None if END_STOP in events else "end_not_stop")
+            end = events[events.index(b"event: end"):]
+            self._finish(None if END_STOP in end.split(b"\n\n", 1)[0] else "end_not_stop")
 
     def _finish(self, error: str | None) -> None:
         if self.ended:

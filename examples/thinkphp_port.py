@@ -38,7 +38,7 @@ class AiController(SSEHandler):
             "temperature": 0.7,
         })  # the API key and URL come from the relay, never from this file
         self.start_sse(retry_ms=self.relay.settings.retry_ms)  # header('Content-Type: ...') x4
-        self.send("start", {"stream": call.id})  # (new: the stream's id, for resume and Stop)
+        self.send("start", {"stream": call.id}, id=f"{call.id}:0")  # (new: the stream's id)
         try:
             outcome = await call.stream(  # curl_exec() with CURLOPT_WRITEFUNCTION => $callback
                 lambda text: self.send(  # echo "event: update\n"; echo "data: ..."; ob_flush(); flush();
@@ -47,7 +47,7 @@ class AiController(SSEHandler):
             log.error("AI请求失败: %s", exc.code)  # Log::error('AI请求失败: ' . $e->getMessage());
             self.send("error", exc.to_event_data())  # echo "event: error\n"; ... '服务异常'
             outcome = Outcome("error")
-        self.send("end", outcome.end_data())  # echo "event: end\n"; echo "data: \n\n";
+        self.send("end", outcome.end_data(), id=f"{call.id}:{call.seq + 1}")  # echo "event: end\n"; ...
         # exit;  -> returning finishes the response (and keeps the connection reusable)
 
 

@@ -18,10 +18,12 @@ from tornado_sse.cors import CorsPolicy
 from tornado_sse.demo_upstream import make_demo_upstream_app
 from tornado_sse.metrics import Metrics
 from tornado_sse.relay import Relay
+from tornado_sse.store import make_store
 
 from . import openai_compat
 from .ops import HealthHandler, MetricsHandler
 from .static_page import static_routes
+from .stop import StopHandler
 from .stream_chat import StreamChatHandler
 
 log = logging.getLogger("tornado_sse.app")
@@ -37,6 +39,7 @@ def make_app(settings: Settings, relay: Relay, clients: Clients | None = None,
     return Application(
         [
             (r"/ai/streamChat", StreamChatHandler, deps),
+            (r"/ai/stop/([^/]+)", StopHandler, {"relay": relay}),
             *openai_compat.routes(deps),
             (r"/healthz", HealthHandler, {"relay": relay}),
             (r"/metrics", MetricsHandler, {"metrics": metrics}),
@@ -79,6 +82,7 @@ class Server:
             await server.close_all_connections()
         if self.metrics is not None:
             self.metrics.close()
+        await self.relay.store.close()  # after relay.close(): flushes the streams' ends
         if self.demo_server is not None:
             self.demo_server.stop()
             await self.demo_server.close_all_connections()
@@ -110,7 +114,7 @@ def create_server(settings: Settings, tokens: TokenTable | None = None) -> Serve
     if upstream_url is None:
         demo_server, upstream_url = start_demo_upstream(settings)
         log.info("using the embedded demo upstream at %s", upstream_url)
-    relay = Relay(settings, upstream_url)
+    relay = Relay(settings, upstream_url, store=make_store(settings))
     relay.start()
     clients.attach(relay)
     metrics = Metrics(settings.max_streams)

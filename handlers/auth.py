@@ -50,6 +50,10 @@ class ClientAuthMixin(JSONErrorHandler):
                         self.request.remote_ip, exc.code)
             self.send_request_error(exc)
 
+    def stream_owner(self) -> str | None:
+        # Streams remember their client's name: only that client resumes or stops them.
+        return None if self.principal.anonymous else self.principal.name
+
     def client_label(self) -> str:
         """For logs: the token's name (never the token), else the address."""
         return super().client_label() if self.principal.anonymous else self.principal.name

@@ -115,6 +115,13 @@ class JSONErrorHandler(RequestHandler):
         else:
             log.error("Uncaught exception %s", request_summary(self), exc_info=value)
 
+    def stream_owner(self) -> str | None:
+        """Who this request acts for, recorded on the streams it starts; only the
+        same identity may resume or stop them. ``None`` while there are no client
+        tokens. Return a non-secret identity (a token's name or digest): stores,
+        including Redis, keep it."""
+        return None
+
     def check_xsrf_cookie(self) -> None:
         # An API called by EventSource/fetch; authentication is by token, not cookie forms.
         pass

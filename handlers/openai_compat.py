@@ -98,7 +98,9 @@ class ChatCompletionsHandler(OpenAIHandler):
 
     def _channel_closed(self, channel: ChunkChannel, error: StreamError | None) -> None:
         if self.stream is not None:
-            self.relay.listener_left(self.stream, channel, error)
+            # No grace window: nothing can resume a /v1 stream (its events carry no
+            # ids), so a client that left will not be back for this answer.
+            self.relay.listener_left(self.stream, channel, error, grace=False)
 
     # -- stream: false -----------------------------------------------------------
 
@@ -123,7 +125,7 @@ class ChatCompletionsHandler(OpenAIHandler):
             self.channel.disconnect()
         elif self.collector is not None and self.stream is not None:
             # Nobody waits for the answer any more: stop paying for it.
-            self.relay.listener_left(self.stream, self.collector)
+            self.relay.listener_left(self.stream, self.collector, grace=False)
             if self.collected is not None:
                 _resolve(self.collected)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +17,7 @@ from handlers.app import Server, create_server
 from tornado_sse.config import Settings
 
 from .fake_upstream import FakeUpstream
+from .redis_server import redis_server
 from .sse_client import close_all
 
 
@@ -34,8 +36,10 @@ def fake(io_loop: IOLoop) -> Iterator[FakeUpstream]:
 
 @pytest.fixture
 def settings(fake: FakeUpstream) -> Settings:
+    # resume_window=0: a client that leaves aborts its upstream at once (the relay
+    # core's behaviour, which most tests assert); resume tests set their own window.
     return Settings(upstream_url=fake.url, api_key="sk-test-SECRET-key-123456", heartbeat=15.0,
-                    max_streams=200)
+                    max_streams=200, resume_window=0)
 
 
 class Running:
@@ -72,3 +76,16 @@ def make_app(io_loop: IOLoop) -> Iterator[Any]:
 @pytest.fixture
 def app(make_app: Any, settings: Settings) -> Running:
     return make_app(settings)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """One real redis-server (loopback, random port, no persistence) for the run."""
+    with redis_server() as url:
+        if url is None:
+            reason = ("redis-server is not installed (Debian: apt-get install redis-server); "
+                      "the Redis store tests need a real one")
+            if os.environ.get("CI", "").lower() == "true":
+                pytest.fail(f"{reason}; CI must run them (.ci/run installs redis-server)")
+            pytest.skip(reason)
+        yield url

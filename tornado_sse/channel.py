@@ -20,6 +20,7 @@ from tornado.concurrent import Future
 from tornado.iostream import StreamClosedError
 
 from .errors import StreamError
+from .resume import event_id
 from .session import StreamSession
 from .sse import encode_comment, encode_event, encode_retry
 from .timer_wheel import Timer, TimerWheel
@@ -158,14 +159,24 @@ class ClientChannel:
     # -- lifecycle -------------------------------------------------------------
 
     _stream_id = ""
+    # Updates up to this seq are not sent: a resumed client has them already
+    # (a mirror of a remote stream may still be catching up to where it was).
+    _seen = 0
 
     def open(self, session: StreamSession, retry_ms: int | None = None,
-             start: bool = True) -> None:
-        """Write the preamble (``retry:`` and ``start``) and begin heartbeats."""
+             start: bool = True, seen: int = 0) -> None:
+        """Write the preamble (``retry:`` and ``start``) and begin heartbeats.
+
+        ``start`` carries the id ``<stream>:0`` so that a client cut off before
+        the first update still reconnects as a resume, not as a new question.
+        A resumed client passes ``start=False`` and the last ``seen`` seq.
+        """
         self._stream_id = session.id
+        self._seen = seen
         preamble = encode_retry(retry_ms) if retry_ms is not None else b""
         if start:
-            preamble += encode_event(json_data({"stream": session.id}), event="start")
+            preamble += encode_event(json_data({"stream": session.id}), event="start",
+                                     id=event_id(session.id, 0))
         if preamble:
             self._send(preamble)
         self._schedule_heartbeat()
@@ -195,7 +206,7 @@ class ClientChannel:
         self._send(encode_retry(ms))
 
     def on_update(self, session: StreamSession, seq: int, content: str) -> None:
-        if self.closed:
+        if self.closed or seq <= self._seen:
             return
         if self.inflight < self._merge_threshold and not self._pending:
             self.updates_sent += 1
@@ -214,7 +225,8 @@ class ClientChannel:
         but one write for all of them while the client keeps up."""
         if self.closed:
             return
-        if self.inflight < self._merge_threshold and not self._pending:
+        if (first_seq > self._seen and self.inflight < self._merge_threshold
+                and not self._pending):
             self.updates_sent += len(contents)
             self._send(b"".join(self._update_bytes(first_seq + i, content)
                                 for i, content in enumerate(contents)))
@@ -224,6 +236,7 @@ class ClientChannel:
 
     def replay(self, items: list[tuple[int, str]]) -> None:
         """Send missed deltas as one merged update (after a reconnect)."""
+        items = [item for item in items if item[0] > self._seen]
         if items:
             self.updates_sent += 1
             self._send(self._update_bytes(items[-1][0], "".join(c for _, c in items)))
@@ -237,7 +250,10 @@ class ClientChannel:
             self._send(encode_event(json_data(outcome.error.to_event_data()), event="error"))
         if outcome.retry_ms is not None:
             self._send(encode_retry(outcome.retry_ms))
-        self._send(encode_event(json_data(outcome.end_data()), event="end"))
+        # One past the last update: a client that saw it and reconnects anyway
+        # is answered 204, which makes an EventSource stop for good.
+        self._send(encode_event(json_data(outcome.end_data()), event="end",
+                                id=event_id(session.id, session.seq + 1)))
         self._close(None, finish=True)
 
     def fail(self, error: StreamError) -> None:

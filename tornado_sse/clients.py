@@ -46,7 +46,8 @@ class Clients:
         """
         self.limiter.acquire(principal)
         try:
-            stream = relay.open(body)
+            # The client's name (never its token) guards resume and Stop.
+            stream = relay.open(body, owner=None if principal.anonymous else principal.name)
         except BaseException:
             self.limiter.release(principal)
             raise

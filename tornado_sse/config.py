@@ -56,6 +56,14 @@ class Settings:
     temperature_max: float = 2.0
     # Pacing of the embedded demo upstream, seconds between tokens.
     demo_delay: float = 0.03
+    # Resume and stop (see tornado_sse/store.py).
+    resume_window: float = 10.0
+    resume_buffer_bytes: int = 256 * 1024
+    resume_ttl: float = 60.0
+    resume_max_bytes: int = 128 << 20
+    redis_url: str | None = field(default=None, repr=False)  # may hold a password
+    redis_prefix: str = "tornado_sse:"
+    processes: int = 1
     # Client tokens (see tornado_sse/auth.py): a file of "TOKEN [NAME]" lines
     # and/or the same entries from TORNADO_SSE_TOKENS. Neither set: anonymous.
     tokens_file: str | None = None
@@ -107,6 +115,20 @@ _FLAGS: list[tuple[str, str, type, str]] = [
     ("--max-client-buffer", "max_client_buffer", int,
      "bytes buffered for one slow client before it is cut off with slow_client"),
     ("--demo-delay", "demo_delay", float, "seconds between tokens of the embedded demo upstream"),
+    ("--resume-window", "resume_window", float,
+     "seconds an upstream keeps running after its client left without Stop, waiting for a "
+     "reconnect (0 = abort at once)"),
+    ("--resume-buffer-bytes", "resume_buffer_bytes", int,
+     "text kept per stream for reconnects, UTF-8 bytes (older deltas are dropped)"),
+    ("--resume-ttl", "resume_ttl", float, "seconds a finished stream can still be resumed"),
+    ("--resume-max-bytes", "resume_max_bytes", int,
+     "text kept for reconnects across all streams of a process, bytes"),
+    ("--redis-url", "redis_url", str,
+     "share streams through Redis (redis://host:port/db) so any process can resume or stop "
+     "them; needs the 'redis' extra (env TORNADO_SSE_REDIS_URL)"),
+    ("--redis-prefix", "redis_prefix", str, "prefix of every Redis key and channel"),
+    ("--processes", "processes", int,
+     "worker processes sharing the port (0 = one per CPU); resume across them needs --redis-url"),
     ("--drain-timeout", "drain_timeout", float,
      "on SIGTERM/SIGINT, seconds running streams may take to finish before they are ended"),
     ("--log-format", "log_format", str, "log lines as 'text' or 'json'"),
@@ -167,6 +189,8 @@ def settings_from_args(
         values["api_key"] = env["OPENAI_API_KEY"]
     if env.get("OPENAI_MODEL"):
         values["model"] = env["OPENAI_MODEL"]
+    if env.get("TORNADO_SSE_REDIS_URL"):
+        values["redis_url"] = env["TORNADO_SSE_REDIS_URL"]
     if env.get("TORNADO_SSE_TOKENS"):
         values["tokens"] = env["TORNADO_SSE_TOKENS"]
     for name in [f[1] for f in _FLAGS] + [s[1] for s in _SWITCHES]:
@@ -176,12 +200,13 @@ def settings_from_args(
     if values.get("log_format", "text") not in ("text", "json"):
         raise SystemExit("run.py: --log-format must be 'text' or 'json'")
     for name in ("heartbeat", "connect_timeout", "first_token_timeout", "idle_timeout",
-                 "total_timeout", "demo_delay", "drain_timeout"):
+                 "total_timeout", "demo_delay", "drain_timeout", "resume_window", "resume_ttl"):
         if name in values and float(values[name]) < 0:  # type: ignore[arg-type]
             raise SystemExit(f"run.py: --{name.replace('_', '-')} must be >= 0")
     if int(values.get("max_client_buffer", MIN_CLIENT_BUFFER)) < MIN_CLIENT_BUFFER:  # type: ignore[call-overload]
         raise SystemExit(f"run.py: --max-client-buffer must be >= {MIN_CLIENT_BUFFER}")
-    for name in ("max_streams_per_token", "rate_limit"):
+    for name in ("max_streams_per_token", "rate_limit", "resume_buffer_bytes",
+                 "resume_max_bytes", "processes"):
         if name in values and int(values[name]) < 0:  # type: ignore[call-overload]
             raise SystemExit(f"run.py: --{name.replace('_', '-')} must be >= 0")
     return Settings(**values)  # type: ignore[arg-type]

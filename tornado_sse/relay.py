@@ -2,21 +2,26 @@
 
 Data flows one way: upstream bytes -> :class:`SSEParser` -> :class:`CompletionDecoder`
 -> ``session.push``. Cancellation flows back: a session nobody listens to any more
-(and that nobody may resume) aborts its upstream transfer.
+aborts its upstream transfer -- at once, or after a grace window in which a
+reconnecting client may resume it. Stop requests cancel at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .completions import CompletionDecoder, end_reason_for
 from .config import Settings
 from .errors import Overloaded, ShuttingDown, StreamError
+from .resume import EventRef, NotStreamOwner, may_access
 from .session import Listener, Outcome, StreamSession
 from .sse import SSEBufferOverflow, SSEParser
+from .store import StopResult, StreamStore, make_store
 from .timer_wheel import Timer, TimerWheel
 from .upstream import UpstreamClient, UpstreamTransfer
 
@@ -43,6 +48,7 @@ class RelayedStream:
         self.first_token_at: float | None = None
         self.ended_at: float | None = None
         self.watchdog: Timer | None = None
+        self.grace: Timer | None = None
         # Optional: every decoded upstream chunk object, in order (the /v1
         # face re-encodes chunks; the /ai face needs only the text deltas).
         self.on_chunk: Callable[[dict[str, Any]], None] | None = None
@@ -140,10 +146,46 @@ class RelayedStream:
         if self.watchdog is not None:
             self.watchdog.cancel()
             self.watchdog = None
+        if self.grace is not None:
+            self.grace.cancel()
+            self.grace = None
         if not self.session.ended:
             self.ended_at = self.relay.wheel.clock()
             self.session.end(outcome)
             self.relay._stream_ended(self)
+
+    # -- grace window: nobody listens, but someone may reconnect -----------------
+
+    def start_grace(self, window: float) -> None:
+        if self.grace is not None:
+            # Only the latest departure counts: an earlier timer would cut the
+            # window of a client that came back and left again short.
+            self.grace.cancel()
+        self.grace = self.relay.wheel.call_later(window, self._grace_over)
+
+    def _grace_over(self) -> None:
+        self.grace = None
+        if self.session.ended or self.session.listeners:
+            return
+        check = asyncio.ensure_future(self.relay.store.listened_elsewhere(self.session.id))
+        check.add_done_callback(self._grace_checked)
+
+    def _grace_checked(self, check: asyncio.Future[bool]) -> None:
+        if self.session.ended or self.session.listeners or self.grace is not None:
+            return
+        elsewhere = False
+        if not check.cancelled():
+            if check.exception() is not None:
+                log.warning("stream %s: cannot ask the store about other listeners: %r",
+                            self.session.id, check.exception())
+            else:
+                elsewhere = check.result()
+        if elsewhere:
+            self.start_grace(self.relay.settings.resume_window)
+            return
+        log.info("stream %s: no reconnect within %gs, aborting the upstream",
+                 self.session.id, self.relay.settings.resume_window)
+        self.cancel("cancelled", cause="disconnect")
 
     # -- timeouts (one wheel timer per stream, re-armed lazily) ----------------
 
@@ -185,12 +227,22 @@ class RelayedStream:
         self.arm_watchdog()
 
 
-class Relay:
-    """Owns the upstream client, the timer wheel and the live streams."""
+@dataclass
+class Resumption:
+    """A stream found for a resume request, and the deltas the client missed."""
 
-    def __init__(self, settings: Settings, upstream_url: str, wheel: TimerWheel | None = None) -> None:
+    session: StreamSession
+    missed: list[tuple[int, str]]
+
+
+class Relay:
+    """Owns the upstream client, the timer wheel, the store and the live streams."""
+
+    def __init__(self, settings: Settings, upstream_url: str, wheel: TimerWheel | None = None,
+                 store: StreamStore | None = None) -> None:
         self.settings = settings
         self.wheel = wheel or TimerWheel()
+        self.store = store if store is not None else make_store(settings)
         self.upstream = UpstreamClient(
             upstream_url, settings.api_key,
             # Room for every stream we admit: never tornado's default of 10,
@@ -209,6 +261,7 @@ class Relay:
 
     def start(self) -> None:
         self.wheel.start()
+        self.store.start(self.cancel_local)
 
     def close(self) -> None:
         self.accepting = False
@@ -236,19 +289,21 @@ class Relay:
             body.update(extra)
         return json.dumps(body, ensure_ascii=False).encode()
 
-    def open(self, body: bytes, session: StreamSession | None = None) -> RelayedStream:
-        """Start a stream now or raise :class:`Overloaded` (or :class:`ShuttingDown`) at once."""
+    def open(self, body: bytes, *, owner: str | None = None) -> RelayedStream:
+        """Start a stream now or raise :class:`Overloaded` (or :class:`ShuttingDown`) at
+        once. ``owner`` (a non-secret client identity) is who may later resume or stop it."""
         if not self.accepting:
             raise ShuttingDown()
         if len(self.streams) >= self.settings.max_streams:
             raise Overloaded(self.settings.max_streams)
-        session = session or StreamSession()
+        session = self.store.create(owner)
         stream = RelayedStream(self, session)
         self.streams[session.id] = stream
         try:
             stream.transfer = self.upstream.open(body, stream)
         except StreamError:
             del self.streams[session.id]
+            self.store.discard(session)
             raise Overloaded(self.settings.max_streams) from None
         stream.arm_watchdog()
         for callback in self.on_stream_open:
@@ -256,22 +311,74 @@ class Relay:
         return stream
 
     def listener_left(self, stream: RelayedStream, listener: Listener,
-                      error: StreamError | None = None) -> None:
-        """A client went away: with nobody left, stop paying for the answer.
+                      error: StreamError | None = None, *, grace: bool = True) -> None:
+        """A client went away: with nobody left, stop paying for the answer --
+        after the resume window if the client may come back (``grace``), else now.
 
-        ``error`` is why the listener was cut off, if it was (``slow_client``).
+        ``error`` is why the listener was cut off, if it was (``slow_client``):
+        such a client is not coming back for more.
         """
         stream.session.detach(listener)
         for callback in self.on_listener_left:
             callback(stream, listener)
-        if not stream.session.listeners and not stream.session.ended:
-            if error is not None and error.code == "slow_client":
-                stream.abort("slow_client")
-                stream.finish(Outcome("error", error=error))
-            else:
-                stream.cancel("cancelled", cause="disconnect")
+        if stream.session.listeners or stream.session.ended:
+            return
+        if error is not None and error.code == "slow_client":
+            stream.abort("slow_client")
+            stream.finish(Outcome("error", error=error))
+        elif grace and self.settings.resume_window > 0:
+            stream.start_grace(self.settings.resume_window)
+        else:
+            stream.cancel("cancelled", cause="disconnect")
+
+    def release(self, session: StreamSession, listener: Listener,
+                error: StreamError | None = None) -> None:
+        """Like :meth:`listener_left`, for any session a listener was attached to
+        (one relayed here, a finished one, or a mirror of one relayed elsewhere)."""
+        stream = self.streams.get(session.id)
+        if stream is not None and stream.session is session:
+            self.listener_left(stream, listener, error)
+        else:
+            session.detach(listener)
+
+    # -- resume and stop ------------------------------------------------------------
+
+    async def resume(self, ref: EventRef, requester: str | None = None) -> Resumption | None:
+        """The stream and missed deltas for a client that last saw ``ref``; ``None``
+        if there is nothing to resume (unknown, expired, or past its end)."""
+        session = await self.store.find(ref.stream_id)
+        if session is None:
+            return None
+        if not may_access(session.owner, requester):
+            raise NotStreamOwner()
+        missed = session.replay_from(ref.seq)
+        if missed is None:
+            log.info("stream %s: cannot resume after %d, the buffer starts at %d",
+                     session.id, ref.seq, session.first_kept_seq)
+            return None
+        if session.ended and ref.seq > session.seq:
+            return None  # the client saw the end already
+        return Resumption(session, missed)
+
+    async def stop(self, stream_id: str, requester: str | None = None) -> StopResult:
+        """Abort the upstream now; every listener gets ``end`` with ``cancelled``."""
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            return await self.store.stop_elsewhere(stream_id, requester)
+        if not may_access(stream.session.owner, requester):
+            return StopResult("forbidden")
+        stream.cancel("cancelled", cause="stop")
+        return StopResult("stopped")
+
+    def cancel_local(self, stream_id: str) -> None:
+        """A Stop for a stream of ours that reached another process."""
+        stream = self.streams.get(stream_id)
+        if stream is not None:
+            log.info("stream %s: stopped from another process", stream_id)
+            stream.cancel("cancelled", cause="stop")
 
     def _stream_ended(self, stream: RelayedStream) -> None:
         self.streams.pop(stream.session.id, None)
+        self.store.ended(stream.session)
         for callback in self.on_stream_end:
             callback(stream)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,6 +26,32 @@ class Listener(Protocol):
     def on_update(self, session: StreamSession, seq: int, content: str) -> None: ...
 
     def on_end(self, session: StreamSession) -> None: ...
+
+
+class Recorder(Protocol):
+    """Sees every delta of a session as it is pushed (e.g. to mirror it to Redis).
+
+    Unlike a listener it does not keep the stream alive, and it must not block:
+    it is called on the hot path, once per delta.
+    """
+
+    def record_update(self, session: StreamSession, seq: int, content: str) -> None: ...
+
+
+class LogBudget:
+    """Replay-log bytes held by all the sessions of one store, against a cap.
+
+    When a push takes the total over ``limit``, ``reclaim`` is asked to free room
+    (a store forgets finished streams first); if that is not enough, the pushing
+    session trims its own log. Memory stays bounded however many streams run.
+    """
+
+    __slots__ = ("limit", "reclaim", "used")
+
+    def __init__(self, limit: int, reclaim: Callable[[], None] | None = None) -> None:
+        self.limit = limit
+        self.used = 0
+        self.reclaim = reclaim
 
 
 @dataclass
@@ -47,15 +74,24 @@ class Outcome:
 
 
 class StreamSession:
-    def __init__(self, stream_id: str | None = None, *, buffer_bytes: int = 256 * 1024) -> None:
+    """``buffer_bytes`` bounds the replay log (UTF-8 bytes of text). ``seq`` is the
+    number of the delta before the first one this session will see (non-zero for a
+    mirror of a stream whose beginning was already trimmed). ``owner`` identifies
+    who may resume or stop it (see :func:`tornado_sse.resume.may_access`)."""
+
+    def __init__(self, stream_id: str | None = None, *, buffer_bytes: int = 256 * 1024,
+                 budget: LogBudget | None = None, owner: str | None = None, seq: int = 0) -> None:
         self.id = stream_id or new_stream_id()
-        self.seq = 0
+        self.seq = seq
+        self.owner = owner
         self.outcome: Outcome | None = None
         self.listeners: list[Listener] = []
+        self.recorder: Recorder | None = None
         self.content_bytes = 0
-        self._log: deque[tuple[int, str]] = deque()
+        self._log: deque[tuple[int, str, int]] = deque()  # (seq, text, UTF-8 size)
         self._log_bytes = 0
         self._buffer_bytes = buffer_bytes
+        self._budget = budget
 
     @property
     def ended(self) -> bool:
@@ -66,9 +102,9 @@ class StreamSession:
     def push(self, content: str) -> None:
         if self.outcome is not None:
             return
-        self._record(content)
+        seq = self._record(content)
         for listener in list(self.listeners):
-            listener.on_update(self, self.seq, content)
+            listener.on_update(self, seq, content)
 
     def push_many(self, contents: list[str]) -> None:
         """Deltas that arrived together. A listener with ``on_updates(session,
@@ -87,15 +123,24 @@ class StreamSession:
                 for i, content in enumerate(contents):
                     listener.on_update(self, first + i, content)
 
-    def _record(self, content: str) -> None:
-        self.seq += 1
-        size = len(content)
-        self.content_bytes += size
-        self._log.append((self.seq, content))
+    def _record(self, content: str) -> int:
+        """Number and keep one delta; return its sequence number."""
+        seq = self.seq = self.seq + 1
+        self.content_bytes += len(content)
+        # isascii() is O(1): the usual delta needs no encoding to be measured.
+        size = len(content) if content.isascii() else len(content.encode())
+        self._log.append((seq, content, size))
         self._log_bytes += size
-        # Keep at least the newest delta; drop the oldest past the budget.
-        while self._log_bytes > self._buffer_bytes and len(self._log) > 1:
-            self._log_bytes -= len(self._log.popleft()[1])
+        budget = self._budget
+        if budget is not None:
+            budget.used += size
+            if budget.used > budget.limit:
+                self._trim(budget)
+        if self._log_bytes > self._buffer_bytes:
+            self._trim(None)
+        if self.recorder is not None:
+            self.recorder.record_update(self, seq, content)
+        return seq
 
     def end(self, outcome: Outcome) -> None:
         if self.outcome is not None:
@@ -103,6 +148,40 @@ class StreamSession:
         self.outcome = outcome
         for listener in list(self.listeners):
             listener.on_end(self)
+
+    def _trim(self, budget: LogBudget | None) -> None:
+        """Drop the oldest deltas past this log's bound, or past the global one
+        once the store has freed what it could. The newest delta always stays."""
+        if budget is None:
+            while self._log_bytes > self._buffer_bytes and len(self._log) > 1:
+                self._drop_oldest()
+            return
+        if budget.reclaim is not None:
+            budget.reclaim()
+        while budget.used > budget.limit and len(self._log) > 1:
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        size = self._log.popleft()[2]
+        self._log_bytes -= size
+        if self._budget is not None:
+            self._budget.used -= size
+
+    def release_log(self) -> None:
+        """Forget the replay log (the store no longer offers this stream)."""
+        if self._budget is not None:
+            self._budget.used -= self._log_bytes
+        self._log.clear()
+        self._log_bytes = 0
+
+    @property
+    def log_bytes(self) -> int:
+        return self._log_bytes
+
+    @property
+    def first_kept_seq(self) -> int:
+        """The oldest delta a listener can still be given (``seq + 1`` if none)."""
+        return self._log[0][0] if self._log else self.seq + 1
 
     # -- consumer side -------------------------------------------------------
 
@@ -112,7 +191,7 @@ class StreamSession:
             return []
         if not self._log or self._log[0][0] > after_seq + 1:
             return None
-        return [item for item in self._log if item[0] > after_seq]
+        return [(seq, text) for seq, text, _ in self._log if seq > after_seq]
 
     def attach(self, listener: Listener) -> None:
         self.listeners.append(listener)

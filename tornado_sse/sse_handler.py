@@ -143,7 +143,9 @@ class UpstreamCall:
         """Stop listening; a stream left by everyone is aborted by the relay."""
         if not self._left:
             self._left = True
-            self._relay.listener_left(self._stream, self, error)
+            # No grace window: a hand-written handler's events carry no resumable
+            # ids, so a client that left is not coming back for this answer.
+            self._relay.listener_left(self._stream, self, error, grace=False)
         if not self._ended.done():
             # Detached, this call hears no on_end: finish it here.
             self._ended.set_result(self._stream.session.outcome or Outcome("cancelled"))

@@ -60,8 +60,11 @@ def test_streams_a_full_answer_with_plain_http(server: str) -> None:
     text = "".join(re.search(r'data: \{"content":"(.*)"\}', u).group(1) for u in updates)  # type: ignore[union-attr]
     assert text.startswith("你问的是：“你好，介绍一下你自己”。")
     assert len(updates) > 10
+    sid = re.search(r'"stream":"([^"]+)"', blocks[1]).group(1)  # type: ignore[union-attr]
     end = blocks[-1]
-    assert end.startswith('event: end\ndata: {"reason":"stop","usage":{"prompt_tokens":')
+    # end's id is one past the last update: a reconnect after it gets 204.
+    assert end.startswith(f'event: end\nid: {sid}:{len(updates) + 1}\n'
+                          'data: {"reason":"stop","usage":{"prompt_tokens":')
     assert json.loads(end.split("data: ", 1)[1])["usage"]["completion_tokens"] > 10
 
 

@@ -62,7 +62,10 @@ async def test_signal_drains_then_ends_the_rest(fake: FakeUpstream, sig: int, lo
     try:
         finishing = sse_stream(["one", "two", "three"])
         third = len(finishing) // 3 + 1
-        fake.queue(Script.stream(finishing, piece=third, pause=0.3), Script(hang=True))
+        # Script by question, not by arrival order: the two requests race.
+        fake.default = lambda r: (Script.stream(finishing, piece=third, pause=0.3)
+                                  if r.json["messages"][-1]["content"] == "finishes"
+                                  else Script(hang=True))
         url = f"http://127.0.0.1:{port}/ai/streamChat?question="
         a = await request(url + quote("finishes"))
         b = await request(url + quote("hangs"))
@@ -86,7 +89,8 @@ async def test_signal_drains_then_ends_the_rest(fake: FakeUpstream, sig: int, lo
         assert [e.event for e in b_events] == ["start", "retry", "end"]  # after the first retry
         assert 2000 <= int(b_events[1].data) <= 4000
         assert b_events[-1].json == {"reason": "shutdown"}
-        await asyncio.wait_for(fake.received[1].closed.wait(), 5)  # upstream aborted
+        hung = next(r for r in fake.received if r.json["messages"][-1]["content"] == "hangs")
+        await asyncio.wait_for(hung.closed.wait(), 5)  # upstream aborted
         assert await asyncio.wait_for(proc.wait(), 10) == 0
         await output
     finally:
@@ -96,7 +100,7 @@ async def test_signal_drains_then_ends_the_rest(fake: FakeUpstream, sig: int, lo
 
     text = "".join(lines)
     assert "Traceback" not in text
-    assert fake.received[1].closed_at is not None
+    assert hung.closed_at is not None
     if log_format == "json":
         records = [json.loads(line) for line in lines if line.startswith("{")]
         assert len(records) >= 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -49,7 +50,7 @@ async def test_drain_lets_streams_finish_then_ends_the_rest(make_app: Any, setti
     assert [e.event for e in b_events[-2:]] == ["retry", "end"]
     assert 1000 <= int(b_events[-2].data) <= 2000  # jittered, at most twice the setting
     assert b_events[-1].json == {"reason": "shutdown"}
-    assert b.raw.endswith(b'event: end\ndata: {"reason":"shutdown"}\n\n')
+    assert re.search(rb'event: end\nid: [\w-]+:2\ndata: \{"reason":"shutdown"\}\n\n\Z', b.raw)
     # its upstream transfer was aborted
     await asyncio.wait_for(fake.received[1].closed.wait(), 2)
     assert not fake.received[1].finished

@@ -169,4 +169,5 @@ async def test_http10_client_gets_the_whole_stream_unchunked(app: Running, fake:
     assert head.startswith(b"HTTP/1.1 200")
     assert b"transfer-encoding" not in head.lower()
     assert body.count(b"event: update\n") == 3
-    assert body.endswith(b'event: end\ndata: {"reason":"stop"}\n\n')
+    assert body.rsplit(b"\n\n", 2)[-2].startswith(b"event: end\n")
+    assert body.endswith(b'data: {"reason":"stop"}\n\n')
