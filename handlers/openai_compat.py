@@ -13,7 +13,6 @@ import logging
 from typing import Any
 
 from tornado.concurrent import Future
-from tornado.iostream import StreamClosedError
 
 from tornado_sse.config import Settings
 from tornado_sse.errors import RequestError, StreamError
@@ -21,6 +20,7 @@ from tornado_sse.openai_channel import ChunkChannel, CompletionCollector
 from tornado_sse.openai_request import CompletionRequest, parse_completion_request
 from tornado_sse.openai_response import error_body
 from tornado_sse.relay import Relay, RelayedStream
+from tornado_sse.response_writer import ChannelWriterMixin
 
 from .auth import ClientAuthMixin
 from .base import JSONErrorHandler
@@ -29,7 +29,7 @@ from .stream_chat import SSE_HEADERS
 log = logging.getLogger("tornado_sse.handlers")
 
 
-class OpenAIHandler(ClientAuthMixin, JSONErrorHandler):
+class OpenAIHandler(ClientAuthMixin, ChannelWriterMixin, JSONErrorHandler):
     def initialize(self, settings: Settings, relay: Relay) -> None:
         self.cfg = settings
         self.relay = relay
@@ -129,19 +129,6 @@ class ChatCompletionsHandler(OpenAIHandler):
             if self.collected is not None:
                 _resolve(self.collected)
 
-    # -- what ChunkChannel needs from its writer ---------------------------------
-
-    def abort_connection(self) -> None:
-        if self.request.connection is not None:
-            self.request.connection.close()  # type: ignore[attr-defined]
-
-    def flush(self, include_footers: bool = False) -> Future[None]:
-        future = super().flush(include_footers)
-        # A client that left makes the write fail; the channel learns of it
-        # through on_connection_close, so keep the failure from being logged.
-        future.add_done_callback(_consume_closed)
-        return future
-
 
 class ModelsHandler(OpenAIHandler):
     """``GET /v1/models`` and ``/v1/models/{id}``: the server's default model.
@@ -198,12 +185,6 @@ def _last_text(messages: list[dict[str, Any]]) -> str:
 def _resolve(future: Future[None]) -> None:
     if not future.done():
         future.set_result(None)
-
-
-def _consume_closed(future: Future[None]) -> None:
-    exc = future.exception()
-    if exc is not None and not isinstance(exc, StreamClosedError):
-        log.debug("flush failed: %r", exc)
 
 
 def routes(deps: dict[str, Any]) -> list[tuple[str, type, dict[str, Any]]]:

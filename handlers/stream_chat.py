@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import logging
 
-from tornado.iostream import StreamClosedError
-
 from tornado_sse import chat_request, resume
 from tornado_sse.channel import ClientChannel
 from tornado_sse.chat_request import ChatRequest
 from tornado_sse.config import Settings
 from tornado_sse.errors import RequestError, StreamError
 from tornado_sse.relay import Relay
+from tornado_sse.response_writer import ChannelWriterMixin
 from tornado_sse.resume import EventRef
 from tornado_sse.session import StreamSession
 
@@ -34,7 +33,7 @@ SSE_HEADERS = {
 }
 
 
-class StreamChatHandler(ClientAuthMixin, JSONErrorHandler):
+class StreamChatHandler(ClientAuthMixin, ChannelWriterMixin, JSONErrorHandler):
     # EventSource cannot send headers: GET also takes ?token= or the cookie.
     url_token_methods = frozenset({"GET"})
 
@@ -145,20 +144,3 @@ class StreamChatHandler(ClientAuthMixin, JSONErrorHandler):
         # listens to aborts its upstream (the seed kept paying for it).
         if self.channel is not None:
             self.channel.disconnect()
-
-    def abort_connection(self) -> None:
-        if self.request.connection is not None:
-            self.request.connection.close()  # type: ignore[attr-defined]
-
-    def flush(self, include_footers: bool = False):  # type: ignore[no-untyped-def]
-        future = super().flush(include_footers)
-        # A client that left makes the write fail; the channel learns of it
-        # through on_connection_close, so keep the failure from being logged.
-        future.add_done_callback(_consume_closed)
-        return future
-
-
-def _consume_closed(future: object) -> None:
-    exc = future.exception()  # type: ignore[attr-defined]
-    if exc is not None and not isinstance(exc, StreamClosedError):
-        log.debug("flush failed: %r", exc)

@@ -40,12 +40,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from tornado.concurrent import Future
-from tornado.iostream import StreamClosedError
-from tornado.web import RequestHandler
 
 from .channel import ClientChannel, json_data
 from .errors import RequestError, StreamError
 from .relay import Relay, RelayedStream
+from .response_writer import ChannelWriterMixin
 from .session import Outcome, StreamSession
 
 log = logging.getLogger("tornado_sse.handler")
@@ -151,7 +150,7 @@ class UpstreamCall:
             self._ended.set_result(self._stream.session.outcome or Outcome("cancelled"))
 
 
-class SSEHandler(RequestHandler):
+class SSEHandler(ChannelWriterMixin):
     """Base class for streaming endpoints; see the module docstring.
 
     Mount with the relay: ``(r"/ai/streamChat", MyHandler, {"relay": relay})``.
@@ -252,17 +251,6 @@ class SSEHandler(RequestHandler):
         elif self._call is not None:
             self._call.leave()
 
-    def abort_connection(self) -> None:
-        """For :class:`ClientChannel`: drop a client that stopped reading."""
-        if self.request.connection is not None:
-            self.request.connection.close()  # type: ignore[attr-defined]
-
-    def flush(self, include_footers: bool = False) -> Future[None]:
-        future = super().flush(include_footers)
-        # A client that left makes the write fail; on_connection_close tells us.
-        future.add_done_callback(_consume_closed)
-        return future
-
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, RequestError):
@@ -292,8 +280,3 @@ class _NoDelivery:
 
 _NO_DELIVERY = _NoDelivery()
 
-
-def _consume_closed(future: Future[None]) -> None:
-    exc = future.exception()
-    if exc is not None and not isinstance(exc, StreamClosedError):
-        log.debug("flush failed: %r", exc)
