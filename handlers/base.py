@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from types import TracebackType
 from typing import Any
 
@@ -14,19 +13,11 @@ from tornado_sse.errors import RequestError
 
 log = logging.getLogger("tornado_sse.handlers")
 
-# Query parameters whose values never reach a log line (a page may have to put
-# a client token in an EventSource URL, which cannot carry headers).
-_SECRET_PARAM = re.compile(r"(?i)(^|[?&])(token|access_token|api_key|key)=[^&#]*")
-
-
-def redacted_uri(uri: str) -> str:
-    path, sep, query = uri.partition("?")
-    return path + sep + _SECRET_PARAM.sub(r"\1\2=[REDACTED]", query) if sep else uri
-
-
 def request_summary(handler: RequestHandler) -> str:
+    """The request, for error log lines: the path only, never the query string,
+    which holds question text and, for EventSource clients, a client token."""
     request = handler.request
-    return f"{request.method} {redacted_uri(request.uri or '')} ({request.remote_ip})"
+    return f"{request.method} {request.path} ({request.remote_ip})"
 
 # The per-request access log is tornado_sse.access_log.request_logger: path only,
 # never the query string (question text, tokens).
@@ -108,7 +99,8 @@ class JSONErrorHandler(RequestHandler):
 
     def log_exception(self, typ: type[BaseException] | None, value: BaseException | None,
                       tb: TracebackType | None) -> None:
-        # Tornado's version logs the request's URI, which may carry a token.
+        # Tornado's version logs the request's URI, which may carry a token or
+        # the question.
         if isinstance(value, HTTPError):
             if value.log_message:
                 log.warning("%d %s: %s", value.status_code, request_summary(self), value.get_message())

@@ -131,13 +131,16 @@ def test_flags_and_environment() -> None:
         settings_from_args(["--rate-limit=-1"], {})
 
 
-@pytest.mark.parametrize("uri,logged", [
-    ("/ai/streamChat?question=hi&token=abc", "/ai/streamChat?question=hi&token=[REDACTED]"),
-    ("/ai/streamChat?TOKEN=abc&question=%E4%BD%A0", "/ai/streamChat?TOKEN=[REDACTED]&question=%E4%BD%A0"),
-    ("/x?api_key=k&key=v&notatoken=1", "/x?api_key=[REDACTED]&key=[REDACTED]&notatoken=1"),
-    ("/ai/streamChat?question=token%3Dx", "/ai/streamChat?question=token%3Dx"),
-    ("/v1/models", "/v1/models"),
+@pytest.mark.parametrize("uri", [
+    "/ai/streamChat?question=hi&token=abc",
+    "/ai/streamChat?TOKEN=abc&question=%E4%BD%A0",
+    "/ai/streamChat",
 ])
-def test_access_log_uri_redaction(uri: str, logged: str) -> None:
-    from handlers.base import redacted_uri
-    assert redacted_uri(uri) == logged
+def test_error_log_summary_has_no_query_string(uri: str) -> None:
+    from types import SimpleNamespace
+
+    from handlers.base import request_summary
+    request = SimpleNamespace(method="GET", uri=uri, path=uri.partition("?")[0],
+                              remote_ip="127.0.0.1")
+    summary = request_summary(SimpleNamespace(request=request))  # type: ignore[arg-type]
+    assert summary == "GET /ai/streamChat (127.0.0.1)"
