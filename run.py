@@ -64,8 +64,15 @@ async def serve(settings: Settings, tokens: TokenTable, worker: int | None = Non
         return 2
     # A deep backlog absorbs bursts of arrivals (the kernel caps it at somaxconn).
     # Workers each bind the port (SO_REUSEPORT): the kernel balances between them.
-    sockets = bind_sockets(settings.port, settings.host, backlog=4096,
-                           reuse_port=worker is not None)
+    try:
+        sockets = bind_sockets(settings.port, settings.host, backlog=4096,
+                               reuse_port=worker is not None)
+    except OSError as exc:
+        # A busy port or a bad address is the operator's to fix: say which, no traceback.
+        print(f"run.py: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}",
+              file=sys.stderr, flush=True)
+        await server.close()
+        return 2
     server.listen(sockets)
     tune_for_many_streams()
     port = sockets[0].getsockname()[1]

@@ -209,4 +209,10 @@ def settings_from_args(
                  "resume_max_bytes", "processes"):
         if name in values and int(values[name]) < 0:  # type: ignore[call-overload]
             raise SystemExit(f"run.py: --{name.replace('_', '-')} must be >= 0")
+    if not 0 <= int(values.get("port", 0)) <= 65535:  # type: ignore[call-overload]
+        raise SystemExit("run.py: --port must be within 0..65535")
+    for name in ("max_streams", "max_question_bytes", "max_body_bytes", "max_messages",
+                 "max_event_bytes"):
+        if name in values and int(values[name]) < 1:  # type: ignore[call-overload]
+            raise SystemExit(f"run.py: --{name.replace('_', '-')} must be >= 1")
     return Settings(**values)  # type: ignore[arg-type]

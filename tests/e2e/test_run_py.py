@@ -74,3 +74,26 @@ def test_help_lists_flags() -> None:
     for flag in ("--host", "--port", "--upstream-url", "--model", "--heartbeat", "--connect-timeout",
                  "--first-token-timeout", "--idle-timeout", "--total-timeout", "--max-question-bytes"):
         assert flag in out
+
+
+def test_busy_port_is_a_clear_error_not_a_traceback() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = subprocess.run([sys.executable, "run.py", f"--port={port}"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2
+    assert f"run.py: cannot listen on 127.0.0.1:{port}: Address already in use" in out.stderr
+    assert "Traceback" not in out.stderr + out.stdout
+
+
+@pytest.mark.parametrize("flag,message", [("--port=70000", "--port must be within 0..65535"),
+                                          ("--max-streams=0", "--max-streams must be >= 1"),
+                                          ("--idle-timeout=-1", "--idle-timeout must be >= 0")])
+def test_out_of_range_flags_are_refused(flag: str, message: str) -> None:
+    out = subprocess.run([sys.executable, "run.py", flag], cwd=ROOT, capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode != 0
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
