@@ -154,6 +154,18 @@ _SWITCHES: list[tuple[str, str, bool, str]] = [
 ]
 
 
+# The least value each numeric flag accepts (timeouts and limits of 0 mean "off").
+_MINIMUMS: dict[str, int] = {
+    **dict.fromkeys(("heartbeat", "connect_timeout", "first_token_timeout", "idle_timeout",
+                     "total_timeout", "demo_delay", "drain_timeout", "resume_window",
+                     "resume_ttl", "max_streams_per_token", "rate_limit", "resume_buffer_bytes",
+                     "resume_max_bytes", "processes"), 0),
+    **dict.fromkeys(("max_streams", "max_question_bytes", "max_body_bytes", "max_messages",
+                     "max_event_bytes"), 1),
+    "max_client_buffer": MIN_CLIENT_BUFFER,
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     defaults = Settings()
     parser = argparse.ArgumentParser(
@@ -199,20 +211,9 @@ def settings_from_args(
             values[name] = tuple(value) if isinstance(value, list) else value
     if values.get("log_format", "text") not in ("text", "json"):
         raise SystemExit("run.py: --log-format must be 'text' or 'json'")
-    for name in ("heartbeat", "connect_timeout", "first_token_timeout", "idle_timeout",
-                 "total_timeout", "demo_delay", "drain_timeout", "resume_window", "resume_ttl"):
-        if name in values and float(values[name]) < 0:  # type: ignore[arg-type]
-            raise SystemExit(f"run.py: --{name.replace('_', '-')} must be >= 0")
-    if int(values.get("max_client_buffer", MIN_CLIENT_BUFFER)) < MIN_CLIENT_BUFFER:  # type: ignore[call-overload]
-        raise SystemExit(f"run.py: --max-client-buffer must be >= {MIN_CLIENT_BUFFER}")
-    for name in ("max_streams_per_token", "rate_limit", "resume_buffer_bytes",
-                 "resume_max_bytes", "processes"):
-        if name in values and int(values[name]) < 0:  # type: ignore[call-overload]
-            raise SystemExit(f"run.py: --{name.replace('_', '-')} must be >= 0")
+    for name, minimum in _MINIMUMS.items():
+        if name in values and float(values[name]) < minimum:  # type: ignore[arg-type]
+            raise SystemExit(f"run.py: --{name.replace('_', '-')} must be >= {minimum}")
     if not 0 <= int(values.get("port", 0)) <= 65535:  # type: ignore[call-overload]
         raise SystemExit("run.py: --port must be within 0..65535")
-    for name in ("max_streams", "max_question_bytes", "max_body_bytes", "max_messages",
-                 "max_event_bytes"):
-        if name in values and int(values[name]) < 1:  # type: ignore[call-overload]
-            raise SystemExit(f"run.py: --{name.replace('_', '-')} must be >= 1")
     return Settings(**values)  # type: ignore[arg-type]
